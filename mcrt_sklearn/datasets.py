@@ -1,0 +1,425 @@
+"""Real molecular-crystal datasets in one layout: ``<dir>/cifs/<id>.cif`` + ``properties.csv``.
+
+``load_dataset`` finds a dataset under ``data_home`` (argument, then the environment
+variable ``MCRT_SKLEARN_DATA``, then ``~/.cache/mcrt_sklearn``). The two datasets with a
+public download (``azaphenacenes`` and ``roy``) are fetched, checksum-verified and
+converted into that layout when they are not found locally.
+"""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+import urllib.request
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from pymatgen.core import Lattice, Structure
+
+from mcrt_sklearn.errors import StructureError
+from mcrt_sklearn.structures import MIN_DISTANCE, read_structure
+
+__all__ = ["load_dataset", "get_data_home", "DATASETS", "DatasetNotFoundError"]
+
+logger = logging.getLogger(__name__)
+
+ENV_DATA_HOME = "MCRT_SKLEARN_DATA"
+
+
+class DatasetNotFoundError(FileNotFoundError):
+    """A dataset is neither on disk nor downloadable."""
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """What a named dataset holds and how to get it."""
+
+    name: str
+    description: str
+    targets: tuple[str, ...] = ()
+    group_column: str | None = None
+    download: Callable[[Path], None] | None = None
+
+
+def get_data_home(data_home: str | os.PathLike | None = None) -> Path:
+    """Resolve the data folder: argument, ``$MCRT_SKLEARN_DATA``, ``~/.cache/mcrt_sklearn``."""
+    if data_home is not None:
+        return Path(data_home).expanduser()
+    env = os.environ.get(ENV_DATA_HOME)
+    if env:
+        return Path(env).expanduser()
+    return Path("~/.cache/mcrt_sklearn").expanduser()
+
+
+# --------------------------------------------------------------------------- download
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _download(url: str, dest: Path, sha256: str | None = None, timeout: float = 60.0) -> Path:
+    """Download ``url`` to ``dest`` atomically, verifying its SHA-256 when given."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=dest.name, suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
+            shutil.copyfileobj(resp, out)
+        if sha256 is not None:
+            got = _sha256(Path(tmp))
+            if got != sha256:
+                raise OSError(f"checksum mismatch for {url}: expected {sha256}, got {got}")
+        os.replace(tmp, dest)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return dest
+
+
+def _write_layout(target: Path, structures: dict[str, Structure], table: pd.DataFrame) -> None:
+    """Write ``cifs/<id>.cif`` + ``properties.csv`` into ``target`` atomically (whole folder)."""
+    from pymatgen.io.cif import CifWriter
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
+    try:
+        (tmp / "cifs").mkdir()
+        for sid, structure in structures.items():
+            CifWriter(structure).write_file(str(tmp / "cifs" / f"{sid}.cif"))
+        table.to_csv(tmp / "properties.csv", index=False)
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(tmp, target)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+
+
+def reduce_supercell(
+    supercell: Structure, tolerances: Sequence[float] = (0.05, 0.1, 0.2, 0.3, 0.5)
+) -> Structure:
+    """Smallest primitive cell of ``supercell`` with the same composition ratio and volume per atom.
+
+    Parameters
+    ----------
+    supercell : Structure
+        A (possibly) multiplied cell.
+    tolerances : sequence of float
+        Site tolerances (Å) tried with pymatgen's ``get_primitive_structure``.
+
+    Returns
+    -------
+    Structure
+        The reduced cell, or ``supercell`` itself when no reduction passes the checks.
+    """
+    best = supercell
+    reduced = supercell.composition.reduced_composition
+    vol_per_atom = supercell.volume / len(supercell)
+    for tol in tolerances:
+        try:
+            prim = supercell.get_primitive_structure(tolerance=tol)
+        except Exception:  # pymatgen can fail on noisy cells; try the next tolerance
+            continue
+        same_ratio = prim.composition.reduced_composition.almost_equals(reduced, rtol=1e-6)
+        same_density = abs(prim.volume / len(prim) - vol_per_atom) < 1e-3 * vol_per_atom
+        if same_ratio and same_density and len(prim) < len(best):
+            best = prim
+    return best
+
+
+def chemiscope_frame_to_structure(frame: dict) -> Structure:
+    """A chemiscope structure dict (``names``, ``x``, ``y``, ``z``, ``cell``) as a Structure.
+
+    chemiscope stores the cell as ``[ax, ay, az, bx, by, bz, cx, cy, cz]``.
+    """
+    lattice = Lattice(np.asarray(frame["cell"], dtype=float).reshape(3, 3))
+    coords = np.column_stack([frame["x"], frame["y"], frame["z"]])
+    return Structure(lattice, frame["names"], coords, coords_are_cartesian=True)
+
+
+AZAPHENACENES_COMMIT = "85bc52931cca00e94d80e7d7093b004c9627b9df"
+AZAPHENACENES_URL = (
+    "https://raw.githubusercontent.com/lab-cosmo/chemiscope/" + AZAPHENACENES_COMMIT + "/examples/"
+)
+AZAPHENACENES_SHA256 = "4b5087e6bd8d864364a6b64ff9f5a1f7d9bf0ed34f981fc530f28df98d2c16ef"
+#: SHA-256 over the concatenated hex SHA-256 digests of the 523 structure files, in index order.
+AZAPHENACENES_STRUCTURES_SHA256 = "1f4bf62f9c2c10cfe76ccdcc49c9eb51ba76a51f6d21494f11f1a06a69fbf6b3"
+
+
+def convert_azaphenacenes(index_json: dict, frames: Sequence[dict]) -> tuple[dict, pd.DataFrame]:
+    """Convert the chemiscope Azaphenacenes dataset into structures + a properties table."""
+    from tqdm.auto import tqdm
+
+    props = index_json["properties"]
+    structures, rows = {}, []
+    for i, frame in enumerate(tqdm(frames, desc="reducing azaphenacene supercells")):
+        sid = f"azaphenacene_{i:03d}"
+        cell = reduce_supercell(chemiscope_frame_to_structure(frame))
+        structures[sid] = cell
+        rows.append(
+            {
+                "id": sid,
+                "lattice_energy_kJ_per_mol": props["energy"]["values"][i],
+                "electron_mobility_cm2_per_V_s": props["mobility"]["values"][i],
+                "group": props["groups"]["values"][i],
+                "heuristic_class": props["Heuristic_Classes"]["values"][i],
+                "detected_class": props["Detected_Classes"]["values"][i],
+                "n_atoms": len(cell),
+                "n_atoms_original_supercell": len(frame["names"]),
+            }
+        )
+    return structures, pd.DataFrame(rows)
+
+
+def _download_azaphenacenes(target: Path) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        index = _download(
+            AZAPHENACENES_URL + "Azaphenacenes.json.gz", tmp / "index.json.gz", AZAPHENACENES_SHA256
+        )
+        with gzip.open(index, "rt") as fh:
+            index_json = json.load(fh)
+        n = len(index_json["structures"])
+        combined, frames = hashlib.sha256(), []
+        for i in range(n):
+            path = _download(AZAPHENACENES_URL + f"structures/Azaphenacenes-{i}.json", tmp / f"{i}.json")
+            combined.update(_sha256(path).encode())
+            frames.append(json.loads(path.read_text()))
+        if combined.hexdigest() != AZAPHENACENES_STRUCTURES_SHA256:
+            raise OSError("checksum mismatch for the azaphenacene structure files")
+        structures, table = convert_azaphenacenes(index_json, frames)
+    _write_layout(target, structures, table)
+
+
+ROY_COMMIT = "382a1d883875352e4608d1676fe0f8e5a90948a2"
+ROY_URL = (
+    "https://raw.githubusercontent.com/scikit-learn-contrib/scikit-matter/"
+    + ROY_COMMIT
+    + "/src/skmatter/datasets/data/beran_roy_structures.xyz.bz2"
+)
+ROY_SHA256 = "09d04881d6a7d8d327c6876e4ca85ec5d5594acfd3b6f328513faea356b87729"
+
+
+def _parse_extxyz_comment(comment: str) -> dict[str, str]:
+    """Key=value pairs of an extended-XYZ comment line (values may be double-quoted)."""
+    import shlex
+
+    out = {}
+    for token in shlex.split(comment):
+        if "=" in token:
+            key, value = token.split("=", 1)
+            out[key] = value
+    return out
+
+
+def convert_roy(text: str) -> tuple[dict, pd.DataFrame]:
+    """Convert the extended-XYZ ROY landscape into structures + a properties table."""
+    lines = text.splitlines()
+    structures, rows, pos = {}, [], 0
+    while pos < len(lines) and lines[pos].strip():
+        n = int(lines[pos])
+        info = _parse_extxyz_comment(lines[pos + 1])
+        atoms = [line.split() for line in lines[pos + 2 : pos + 2 + n]]
+        pos += 2 + n
+        lattice = Lattice(np.array(info["Lattice"].split(), dtype=float).reshape(3, 3))
+        coords = np.array([a[1:4] for a in atoms], dtype=float)
+        structure = Structure(lattice, [a[0] for a in atoms], coords, coords_are_cartesian=True)
+        sid = f"roy_{info['name']}"
+        structures[sid] = structure
+        rows.append(
+            {
+                "id": sid,
+                "relative_energy_kJ_per_mol": float(info["energy"]),
+                "density_g_cm3": float(info["density"]),
+                "type": info.get("type", ""),
+                "spacegroup_symbol": info.get("spacegroup", ""),
+                "n_atoms": n,
+            }
+        )
+    return structures, pd.DataFrame(rows)
+
+
+def _download_roy(target: Path) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = _download(ROY_URL, Path(tmp) / "roy.xyz.bz2", ROY_SHA256)
+        structures, table = convert_roy(bz2.decompress(path.read_bytes()).decode())
+    _write_layout(target, structures, table)
+
+
+DATASETS: dict[str, DatasetInfo] = {
+    "azaphenacenes": DatasetInfo(
+        "azaphenacenes",
+        "CSP landscapes of 28 azaphenacene isomers (Yang et al., Chem. Mater. 2018)",
+        ("lattice_energy_kJ_per_mol", "electron_mobility_cm2_per_V_s"),
+        "group",
+        _download_azaphenacenes,
+    ),
+    "roy": DatasetInfo(
+        "roy",
+        "ROY CSP landscape (Beran et al., Chem. Sci. 2022)",
+        ("relative_energy_kJ_per_mol", "density_g_cm3"),
+        None,
+        _download_roy,
+    ),
+    "x23": DatasetInfo("x23", "X23 molecular crystals, DMC lattice energies",
+                       ("lattice_energy_dmc_kJ_per_mol",)),
+    "pretrain_corpus": DatasetInfo(
+        "pretrain_corpus", "experimental CSD-derived organic crystals (no labels)"
+    ),
+    "mcrt_examples": DatasetInfo(
+        "mcrt_examples", "MCRT reference example CIFs (azapentacene CSP + BENZEN)", ("mobility",)
+    ),
+}
+
+
+def _properties_table(folder: Path) -> pd.DataFrame:
+    csv = folder / "properties.csv"
+    if csv.exists():
+        table = pd.read_csv(csv)
+        if "id" not in table.columns:
+            raise ValueError(f"{csv} has no 'id' column (columns: {list(table.columns)})")
+        table["id"] = table["id"].astype(str)
+        return table
+    # mcrt_examples: labels without a header, and only for some of the CIFs
+    ids = sorted(p.stem for p in (folder / "cifs").glob("*.cif"))
+    table = pd.DataFrame({"id": ids})
+    labels = folder / "charge_mobility_labels.csv"
+    if labels.exists():
+        mob = pd.read_csv(labels, header=None, names=["id", "mobility"], dtype={"id": str})
+        table = table.merge(mob, on="id", how="left")
+    return table
+
+
+def _find_cif(folder: Path, sid: str) -> Path | None:
+    for ext in (".cif", ".CIF"):
+        path = folder / "cifs" / f"{sid}{ext}"
+        if path.exists():
+            return path
+    return None
+
+
+def load_dataset(
+    name_or_dir: str | os.PathLike,
+    data_home: str | os.PathLike | None = None,
+    ids: Sequence[str] | None = None,
+    download: bool = True,
+    max_atoms: int | None = None,
+    min_distance: float = MIN_DISTANCE,
+    on_error: str = "warn",
+) -> tuple[list[str], list[Structure], pd.DataFrame]:
+    """Load a molecular-crystal dataset.
+
+    Parameters
+    ----------
+    name_or_dir : str or path
+        A dataset name (``"azaphenacenes"``, ``"roy"``, ``"x23"``, ``"pretrain_corpus"``,
+        ``"mcrt_examples"``) or a folder with ``cifs/<id>.cif`` and a ``properties.csv``
+        that has an ``id`` column.
+    data_home : path, optional
+        Folder holding the named datasets; default ``$MCRT_SKLEARN_DATA``, then
+        ``~/.cache/mcrt_sklearn``.
+    ids : sequence of str, optional
+        Load only these ids (in this order).
+    download : bool
+        Download and convert a missing dataset that has a public source.
+    max_atoms : int, optional
+        Refuse structures with more atoms (typed error naming the structure).
+    min_distance : float
+        Refuse structures with two atoms closer than this (Å). A few experimental CSD
+        crystals store both positions of a disordered H (H–H ≈ 0.42 Å).
+    on_error : {"warn", "raise"}
+        ``"warn"``: leave out structures that fail validation, with a warning naming
+        each and why (the skipped ids and reasons are in ``properties.attrs["skipped"]``);
+        ``"raise"``: raise the first typed error.
+
+    Returns
+    -------
+    ids : list of str
+    structures : list of pymatgen Structure
+    properties : pandas.DataFrame
+        One row per structure, aligned with ``ids``; has an ``id`` column.
+
+    Raises
+    ------
+    DatasetNotFoundError
+        The dataset is not on disk and cannot be downloaded.
+    StructureError
+        A structure is unreadable or invalid (names the file).
+    """
+    candidate = Path(name_or_dir).expanduser()
+    name = str(name_or_dir)
+    if name in DATASETS and not candidate.is_dir():
+        folder = get_data_home(data_home) / name
+        if not (folder / "cifs").is_dir():
+            info = DATASETS[name]
+            if info.download is None or not download:
+                raise DatasetNotFoundError(
+                    f"dataset {name!r} not found at {folder} and it has no public download; "
+                    f"set data_home= or ${ENV_DATA_HOME} to a folder holding '{name}/cifs'"
+                )
+            logger.info("downloading dataset %r into %s", name, folder)
+            try:
+                info.download(folder)
+            except OSError as exc:
+                raise DatasetNotFoundError(
+                    f"dataset {name!r} not found at {folder} and the download failed: {exc}"
+                ) from exc
+    elif candidate.is_dir():
+        folder = candidate
+    else:
+        raise DatasetNotFoundError(
+            f"{name!r} is neither a known dataset ({', '.join(DATASETS)}) nor a folder"
+        )
+    if not (folder / "cifs").is_dir():
+        raise DatasetNotFoundError(f"{folder} has no cifs/ folder")
+
+    table = _properties_table(folder)
+    if ids is not None:
+        wanted = [str(i) for i in ids]
+        unknown = sorted(set(wanted) - set(table["id"]))
+        if unknown:
+            raise KeyError(f"ids not in {folder / 'properties.csv'}: {unknown[:10]}")
+        table = table.set_index("id").loc[wanted].reset_index()
+    paths = [_find_cif(folder, sid) for sid in table["id"]]
+    missing = [sid for sid, p in zip(table["id"], paths) if p is None]
+    if missing:
+        raise DatasetNotFoundError(
+            f"{len(missing)} id(s) of {folder / 'properties.csv'} have no CIF in "
+            f"{folder / 'cifs'}: {missing[:10]}"
+        )
+    if on_error not in ("warn", "raise"):
+        raise ValueError(f"on_error must be 'warn' or 'raise', got {on_error!r}")
+    out_ids, structures, keep, skipped = [], [], [], []
+    for row, (sid, path) in enumerate(zip(table["id"], paths)):
+        try:
+            sid, structure = read_structure(path, sid, max_atoms=max_atoms, min_distance=min_distance)
+        except StructureError as err:
+            if on_error == "raise":
+                raise
+            skipped.append((sid, f"{type(err).__name__}: {err.reason}"))
+            continue
+        out_ids.append(sid)
+        structures.append(structure)
+        keep.append(row)
+    table = table.iloc[keep].reset_index(drop=True)
+    table.attrs["skipped"] = skipped
+    if skipped:
+        listing = "; ".join(f"{sid} ({why})" for sid, why in skipped[:10])
+        warnings.warn(
+            f"{len(skipped)} structure(s) of {folder} left out: {listing}", stacklevel=2
+        )
+    return out_ids, structures, table

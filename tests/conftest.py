@@ -1,0 +1,19 @@
+"""Shared fixtures: where the real data lives (``../shared/data`` beside the repo)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+BAD_DIR = REPO / "tests" / "data" / "bad"
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The shared data folder; skips the test when it is not beside the repo."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"shared data not found at {SHARED_DATA} (clone the repo beside ../shared)")
+    return SHARED_DATA

@@ -1,0 +1,154 @@
+"""Dataset loaders: the real datasets in ../shared/data, the layout, and the download path."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from pymatgen.core import Structure
+
+from mcrt_sklearn import datasets
+from mcrt_sklearn.datasets import (
+    DatasetNotFoundError,
+    chemiscope_frame_to_structure,
+    convert_roy,
+    get_data_home,
+    load_dataset,
+    reduce_supercell,
+)
+
+
+def test_azaphenacenes(shared_data):
+    ids, structures, table = load_dataset("azaphenacenes", data_home=shared_data)
+    assert len(ids) == len(structures) == len(table) == 523
+    assert list(table["id"]) == ids
+    for col in ("lattice_energy_kJ_per_mol", "electron_mobility_cm2_per_V_s", "group"):
+        assert col in table and table[col].notna().all()
+    assert table["group"].nunique() == 28
+    assert all(isinstance(s, Structure) for s in structures)
+    assert [len(s) for s in structures] == list(table["n_atoms"])
+
+
+def test_pretrain_corpus_reports_what_it_leaves_out(shared_data):
+    with pytest.warns(UserWarning, match="left out"):
+        ids, structures, table = load_dataset("pretrain_corpus", data_home=shared_data)
+    raw = pd.read_csv(shared_data / "pretrain_corpus" / "properties.csv")
+    skipped = table.attrs["skipped"]
+    assert len(ids) + len(skipped) == len(raw) and len(ids) > 600
+    assert {sid for sid, _ in skipped} <= set(raw["id"])
+    assert all("OverlappingAtomsError" in why for _, why in skipped)
+    assert [len(s) for s in structures] == list(table["n_atoms"])
+    # Asking for strictness raises the typed error instead; a looser limit keeps them all.
+    from mcrt_sklearn.errors import OverlappingAtomsError
+
+    first_bad = skipped[0][0]
+    with pytest.raises(OverlappingAtomsError, match=first_bad):
+        load_dataset("pretrain_corpus", data_home=shared_data, ids=[first_bad], on_error="raise")
+    ids, _, _ = load_dataset("pretrain_corpus", data_home=shared_data, ids=[first_bad],
+                             min_distance=0.3)
+    assert ids == [first_bad]
+
+
+@pytest.mark.parametrize("name,n,column", [("roy", 264, "relative_energy_kJ_per_mol"),
+                                           ("x23", 23, "lattice_energy_dmc_kJ_per_mol"),
+                                           ("mcrt_examples", 6, "mobility")])
+def test_other_named_datasets(shared_data, name, n, column):
+    ids, structures, table = load_dataset(name, data_home=shared_data)
+    assert len(ids) == len(structures) == n
+    assert column in table
+
+
+def test_subset_and_directory(shared_data):
+    folder = shared_data / "x23"
+    ids, structures, table = load_dataset(folder, ids=["x23_03adamantane", "x23_01CYHEXO"])
+    assert ids == ["x23_03adamantane", "x23_01CYHEXO"]
+    assert list(table["n_atoms"]) == [len(s) for s in structures]
+    with pytest.raises(KeyError, match="nope"):
+        load_dataset(folder, ids=["nope"])
+
+
+def test_data_home_resolution(monkeypatch, tmp_path):
+    monkeypatch.delenv(datasets.ENV_DATA_HOME, raising=False)
+    assert get_data_home().name == "mcrt_sklearn"
+    monkeypatch.setenv(datasets.ENV_DATA_HOME, str(tmp_path))
+    assert get_data_home() == tmp_path
+    assert get_data_home(tmp_path / "x") == tmp_path / "x"
+
+
+def test_env_data_home_is_used(monkeypatch, shared_data):
+    monkeypatch.setenv(datasets.ENV_DATA_HOME, str(shared_data))
+    ids, _, _ = load_dataset("x23")
+    assert len(ids) == 23
+
+
+def test_missing_dataset_errors(tmp_path):
+    with pytest.raises(DatasetNotFoundError, match="no public download"):
+        load_dataset("x23", data_home=tmp_path)
+    with pytest.raises(DatasetNotFoundError, match="download=False|not found"):
+        load_dataset("roy", data_home=tmp_path, download=False)
+    with pytest.raises(DatasetNotFoundError, match="neither a known dataset"):
+        load_dataset("no_such_thing", data_home=tmp_path)
+
+
+def test_failed_download_is_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setattr(datasets, "ROY_URL", (tmp_path / "missing.bz2").as_uri())
+    with pytest.raises(DatasetNotFoundError, match="download failed"):
+        load_dataset("roy", data_home=tmp_path)
+    assert not (tmp_path / "roy").exists()
+
+
+def test_download_verifies_checksum_and_leaves_no_partial_file(tmp_path):
+    src = tmp_path / "payload.bin"
+    src.write_bytes(b"molecular crystals")
+    good = hashlib.sha256(b"molecular crystals").hexdigest()
+    dest = tmp_path / "out" / "payload.bin"
+    datasets._download(src.as_uri(), dest, good)
+    assert dest.read_bytes() == b"molecular crystals"
+    bad_dest = tmp_path / "out" / "bad.bin"
+    with pytest.raises(OSError, match="checksum mismatch"):
+        datasets._download(src.as_uri(), bad_dest, "0" * 64)
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["payload.bin"]
+
+
+def test_reduce_supercell_recovers_the_cell(shared_data):
+    cell = Structure.from_file(shared_data / "azaphenacenes" / "cifs" / "azaphenacene_000.cif")
+    big = cell * (2, 1, 2)
+    reduced = reduce_supercell(big)
+    assert len(reduced) == len(cell)
+    assert reduced.volume == pytest.approx(cell.volume, rel=1e-6)
+    assert reduced.composition == cell.composition
+
+
+def test_chemiscope_frame_cell_convention(shared_data):
+    cell = Structure.from_file(shared_data / "azaphenacenes" / "cifs" / "azaphenacene_000.cif")
+    frame = json.loads(json.dumps({
+        "names": [s.specie.symbol for s in cell],
+        "x": cell.cart_coords[:, 0].tolist(), "y": cell.cart_coords[:, 1].tolist(),
+        "z": cell.cart_coords[:, 2].tolist(), "cell": cell.lattice.matrix.ravel().tolist(),
+        "size": len(cell),
+    }))
+    back = chemiscope_frame_to_structure(frame)
+    np.testing.assert_allclose(back.lattice.matrix, cell.lattice.matrix)
+    np.testing.assert_allclose(back.frac_coords, cell.frac_coords, atol=1e-9)
+
+
+def test_convert_roy_extxyz(shared_data):
+    ids, structures, table = load_dataset("roy", data_home=shared_data, ids=["roy_0001_Y", "roy_0003_R"])
+    frames = []
+    for sid, s, (_, row) in zip(ids, structures, table.iterrows()):
+        lat = " ".join(f"{v:.8f}" for v in s.lattice.matrix.ravel())
+        atoms = "\n".join(f"{site.specie} {x:.8f} {y:.8f} {z:.8f}" for site, (x, y, z) in zip(s, s.cart_coords))
+        frames.append(
+            f"{len(s)}\nLattice=\"{lat}\" Properties=species:S:1:pos:R:3 "
+            f"spacegroup=\"{row.spacegroup_symbol}\" energy={row.relative_energy_kJ_per_mol} "
+            f"density={row.density_g_cm3} name={sid[4:]} type={row.type} pbc=\"T T T\"\n{atoms}"
+        )
+    converted, conv_table = convert_roy("\n".join(frames) + "\n")
+    assert list(conv_table["id"]) == ids
+    assert list(conv_table["spacegroup_symbol"]) == list(table["spacegroup_symbol"])
+    np.testing.assert_allclose(conv_table["relative_energy_kJ_per_mol"], table["relative_energy_kJ_per_mol"])
+    for sid, s in zip(ids, structures):
+        np.testing.assert_allclose(converted[sid].cart_coords, s.cart_coords, atol=1e-6)
