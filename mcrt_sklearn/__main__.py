@@ -1,0 +1,5 @@
+import sys
+
+from mcrt_sklearn.cli import main
+
+sys.exit(main())
