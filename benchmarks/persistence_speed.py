@@ -1,0 +1,152 @@
+"""Speed and accuracy of the persistence images (DESIGN.md §5).
+
+For each fixture crystal (``../shared/data/mcrt_examples``) this times
+
+- ``exact``: :func:`compute_persistence_image` with its defaults (reference supercell,
+  100 Å, ``alpha_precision="delaunay"``, our persistence algorithm), and checks it
+  against the reference image;
+- ``fast``: ``mode="fast"``, with its image cosine, total-intensity and scalar errors
+  against ``exact``;
+- optionally (``--baseline``) the plain gudhi route: ``AlphaComplex(precision="exact")``
+  and ``SimplexTree.persistence()`` (~30-60 s per crystal), and
+  ``alpha_precision="exact"`` with our persistence algorithm.
+
+Times are CPU seconds of this process (``time.process_time``), which is robust to other
+jobs sharing the machine; wall-clock seconds are printed too. Run with ``nice``::
+
+    nice python benchmarks/persistence_speed.py [--ids 5A_CSP_1 BENZEN] [--baseline]
+        [--supercell reference|cube] [--json out.json]
+
+The first call compiles the numba kernels (~10-20 s, cached on disk afterwards); a
+warm-up on a small box is run before timing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from mcrt_sklearn.featurizers.persistence import (
+    compute_persistence_image,
+    diagram_image,
+    supercell_points,
+)
+
+EXAMPLES = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mcrt_examples"
+IDS = ["5A_CSP_1", "5A_CSP_2", "5A_CSP_3", "5A_CSP_4", "5A_CSP_5", "BENZEN"]
+
+
+def _timed(fn, *args, **kwargs):
+    c0, w0 = time.process_time(), time.perf_counter()
+    out = fn(*args, **kwargs)
+    return out, time.process_time() - c0, time.perf_counter() - w0
+
+
+def _plain_gudhi(structure, supercell):
+    """The naive route: gudhi exact alpha complex + gudhi persistence (Z/11)."""
+    import gudhi
+
+    pts = supercell_points(structure, supercell=supercell)
+    st = gudhi.AlphaComplex(points=pts, precision="exact").create_simplex_tree()
+    st.compute_persistence()
+    image = np.zeros((2, 50, 50), np.float32)
+    scalars = np.zeros(4, np.float32)
+    for k, d in enumerate((1, 2)):
+        iv = np.sqrt(np.asarray(st.persistence_intervals_in_dimension(d)).astype(np.float32))
+        img, mb, mp = diagram_image(iv)
+        image[k], scalars[2 * k : 2 * k + 2] = img, (mb, mp)
+    return image, scalars
+
+
+def _rel_err(a, b):
+    return float(np.abs(a - b).max() / max(np.abs(b).max(), 1e-30))
+
+
+def _cosine(a, b):
+    a, b = a.astype(float).ravel(), b.astype(float).ravel()
+    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b) + 1e-300))
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--ids", nargs="*", default=IDS)
+    parser.add_argument("--supercell", default="reference", choices=["reference", "cube"])
+    parser.add_argument("--baseline", action="store_true", help="also time the slow routes")
+    parser.add_argument("--json", type=Path, help="write the results here")
+    args = parser.parse_args(argv)
+
+    from pymatgen.core import Structure
+
+    def load(sid):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return Structure.from_file(
+                str(EXAMPLES / "cifs" / f"{sid}.cif"), occupancy_tolerance=100
+            )
+
+    compute_persistence_image(load(args.ids[0]), box=40.0)  # compile / load numba kernels
+    rows = []
+    for sid in args.ids:
+        s = load(sid)
+        row = {
+            "id": sid,
+            "atoms": len(s),
+            "points": len(supercell_points(s, supercell=args.supercell)),
+        }
+        (img, sc), row["exact_cpu_s"], row["exact_wall_s"] = _timed(
+            compute_persistence_image, s, supercell=args.supercell
+        )
+        if args.supercell == "reference" and (EXAMPLES / "imgs" / f"{sid}.npy").exists():
+            ref = np.load(EXAMPLES / "imgs" / f"{sid}.npy", allow_pickle=True)
+            row["exact_vs_reference_pixel_err"] = max(
+                _rel_err(img[k], np.asarray(ref[0][k], float)) for k in range(2)
+            )
+            row["exact_vs_reference_scalar_err"] = _rel_err(sc, np.array(ref[1:], np.float32))
+        (fimg, fsc), row["fast_cpu_s"], row["fast_wall_s"] = _timed(
+            compute_persistence_image, s, supercell=args.supercell, mode="fast"
+        )
+        row["fast_speedup"] = row["exact_cpu_s"] / row["fast_cpu_s"]
+        row["fast_cosine"] = [_cosine(fimg[k], img[k]) for k in range(2)]
+        row["fast_total_err"] = [
+            float(fimg[k].sum(dtype=float) / img[k].sum(dtype=float) - 1) for k in range(2)
+        ]
+        row["fast_scalar_rel_err"] = (np.abs(fsc - sc) / np.maximum(sc, 1e-30)).tolist()
+        if args.baseline:
+            (bimg, bsc), row["gudhi_plain_cpu_s"], row["gudhi_plain_wall_s"] = _timed(
+                _plain_gudhi, s, args.supercell
+            )
+            row["gudhi_plain_vs_exact_pixel_err"] = max(_rel_err(img[k], bimg[k]) for k in range(2))
+            (_, _), row["cgal_exact_cpu_s"], row["cgal_exact_wall_s"] = _timed(
+                compute_persistence_image, s, supercell=args.supercell, alpha_precision="exact"
+            )
+        rows.append(row)
+        print(
+            f"{sid:9s} {row['points']:6d} pts  exact {row['exact_cpu_s']:6.2f} s cpu "
+            f"({row['exact_wall_s']:6.2f} wall)  fast {row['fast_cpu_s']:5.2f} s "
+            f"(x{row['fast_speedup']:4.1f})  fast cos {min(row['fast_cosine']):.5f}  "
+            f"fast total {', '.join(f'{e:+.1%}' for e in row['fast_total_err'])}"
+            + (
+                f"  ref err {row['exact_vs_reference_pixel_err']:.1e}"
+                if "exact_vs_reference_pixel_err" in row
+                else ""
+            )
+            + (
+                f"  gudhi plain {row['gudhi_plain_cpu_s']:6.1f} s, cgal exact "
+                f"{row['cgal_exact_cpu_s']:6.1f} s"
+                if args.baseline
+                else ""
+            ),
+            flush=True,
+        )
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=2))
+    return rows
+
+
+if __name__ == "__main__":
+    main()
