@@ -68,9 +68,240 @@ COMMANDS = {
     "benchmark": "cross-validated benchmark of MCRT against the baselines",
 }
 
+#: Architecture presets (reference config names).
+ARCHITECTURES = {
+    "tiny": dict(hid_dim=64, num_blocks=2, num_heads=4, alignn_hidden_dim=32, alignn_num_conv=2,
+                 drop_rate=0.0),
+    "small": dict(hid_dim=256, num_blocks=4, num_heads=8, alignn_hidden_dim=64,
+                  alignn_num_conv=2),
+    "full": dict(hid_dim=768, num_blocks=12, num_heads=12, alignn_hidden_dim=256,
+                 alignn_num_conv=4),
+}
+
+
+def _add_input_args(p: argparse.ArgumentParser, positional: bool = True) -> None:
+    if positional:
+        p.add_argument("inputs", nargs="*", help="CIF/POSCAR files or folders of CIFs")
+    p.add_argument("--dataset", help="a named dataset (see `mcrt-sklearn datasets`)")
+    p.add_argument("--data", help="a folder with cifs/<id>.cif and properties.csv")
+    p.add_argument("--data-home", default=None, help="folder holding the named datasets")
+
+
+def _add_featurizer_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--images", choices=["exact", "fast", "none"], default="exact",
+                   help="persistence images: reference-exact (slow), fast, or none")
+    p.add_argument("--n-jobs", type=int, default=1, help="featurisation processes")
+    p.add_argument("--cache-dir", default=None, help="on-disk featurisation cache")
+
+
+def _add_training_args(p: argparse.ArgumentParser, epochs: int) -> None:
+    p.add_argument("--checkpoint", default=None, help="start from this checkpoint")
+    p.add_argument("--trusted", action="store_true",
+                   help="allow full unpickling of the checkpoint (trusted files only)")
+    p.add_argument("--arch", choices=sorted(ARCHITECTURES), default="full",
+                   help="architecture preset when no checkpoint is given")
+    p.add_argument("--epochs", type=int, default=epochs)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--lr", type=float, default=1e-4)
+    p.add_argument("--device", default="auto", help="cpu, cuda or auto")
+    p.add_argument("--seed", type=int, default=0)
+
+
+def _expand_paths(inputs: Sequence[str]) -> list[str]:
+    from pathlib import Path
+
+    paths: list[str] = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            found = sorted(q for q in path.iterdir() if q.suffix.lower() == ".cif")
+            if not found and (path / "cifs").is_dir():
+                found = sorted((path / "cifs").glob("*.cif"))
+            paths.extend(str(q) for q in found)
+        else:
+            paths.append(str(path))
+    return paths
+
+
+def _load_inputs(args: argparse.Namespace):
+    """(ids, structures or paths, properties table or None) from the input arguments."""
+    from mcrt_sklearn.datasets import load_dataset
+
+    source = getattr(args, "dataset", None) or getattr(args, "data", None)
+    if source:
+        ids, structures, table = load_dataset(source, data_home=args.data_home)
+        return ids, structures, table
+    paths = _expand_paths(getattr(args, "inputs", []) or [])
+    if not paths:
+        raise SystemExit("no input structures: give CIF files/folders, --dataset or --data")
+    from pathlib import Path
+
+    return [Path(p).stem for p in paths], paths, None
+
+
+def _featurizer(args: argparse.Namespace, pretrain_labels: bool = False, images=None):
+    from mcrt_sklearn.featurizers.graph import MCRTFeaturizer
+
+    mode = args.images if images is None else images
+    return MCRTFeaturizer(images=mode != "none", image_mode=mode if mode != "none" else "exact",
+                          pretrain_labels=pretrain_labels, n_jobs=args.n_jobs,
+                          cache_dir=args.cache_dir, ignore_errors=True,
+                          progress=bool(args.verbose))
+
+
+def _featurize_reporting(featurizer, items, ids):
+    records = featurizer.transform(items, ids=ids)
+    for sid, err in getattr(featurizer, "errors_", []):
+        print(f"skipped {sid}: {type(err).__name__}: {err}", file=sys.stderr)
+    return records
+
+
+def _cmd_featurize(args: argparse.Namespace) -> int:
+    import joblib
+
+    ids, items, _ = _load_inputs(args)
+    records = _featurize_reporting(_featurizer(args, args.pretrain_labels), items, ids)
+    joblib.dump(records, args.out)
+    print(f"wrote {len(records)} records to {args.out}")
+    return 0
+
+
+def _arch_kwargs(args: argparse.Namespace, use_images: bool) -> dict:
+    if args.checkpoint:
+        return dict(checkpoint=args.checkpoint, trusted=args.trusted)
+    return dict(**ARCHITECTURES[args.arch], use_images=use_images)
+
+
+def _cmd_pretrain(args: argparse.Namespace) -> int:
+    from mcrt_sklearn.estimators.pretrain import MCRTPretrainer
+
+    ids, items, _ = _load_inputs(args)
+    records = _featurize_reporting(_featurizer(args, pretrain_labels=True), items, ids)
+    pre = MCRTPretrainer(**_arch_kwargs(args, args.images != "none"), max_epochs=args.epochs,
+                         batch_size=args.batch_size, lr=args.lr, device=args.device,
+                         random_state=args.seed, verbose=int(args.verbose))
+    pre.fit(records)
+    pre.save(args.out)
+    last = pre.history_[-1]
+    summary = ", ".join(f"{k}={last[k]:.4g}" for k in sorted(last)
+                        if k.startswith("train_") and isinstance(last[k], float))
+    print(f"pre-trained on {len(records)} crystals for {len(pre.history_)} epochs ({summary})")
+    print(f"wrote checkpoint {args.out}")
+    return 0
+
+
+def _cmd_finetune(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from mcrt_sklearn.estimators.regressor import MCRTRegressor
+
+    ids, items, table = _load_inputs(args)
+    if table is None or args.target not in table:
+        raise SystemExit(f"--target {args.target!r} must be a column of the dataset's "
+                         "properties.csv (use --dataset or --data)")
+    records = _featurize_reporting(_featurizer(args), items, ids)
+    y_by_id = dict(zip(table["id"], table[args.target]))
+    y = np.array([y_by_id[r.structure_id] for r in records], dtype=float)
+    if args.log10:
+        y = np.log10(y)
+    reg = MCRTRegressor(**_arch_kwargs(args, args.images != "none"), max_epochs=args.epochs,
+                        batch_size=args.batch_size, lr=args.lr, device=args.device,
+                        random_state=args.seed, verbose=int(args.verbose),
+                        validation_fraction=args.validation_fraction)
+    reg.fit(records, y)
+    reg.save(args.out)
+    print(f"fine-tuned on {len(records)} crystals ({args.target}{', log10' if args.log10 else ''}); "
+          f"final train loss {reg.history_[-1, 'train_loss']:.4g}")
+    print(f"wrote model {args.out}")
+    return 0
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from mcrt_sklearn.estimators.regressor import MCRTRegressor
+
+    reg = MCRTRegressor.load(args.model, device=args.device)
+    ids, items, _ = _load_inputs(args)
+    images = "none" if not reg.network_.config.use_images else args.images
+    if images == "none" and reg.network_.config.use_images:
+        raise SystemExit("this model uses persistence images; choose --images exact or fast")
+    records = _featurize_reporting(_featurizer(args, images=images), items, ids)
+    frame = pd.DataFrame({"id": [r.structure_id for r in records],
+                          "prediction": reg.predict(records)})
+    frame.to_csv(args.out, index=False)
+    print(f"wrote {len(frame)} predictions to {args.out}")
+    return 0
+
+
+def _encoder(args: argparse.Namespace):
+    from mcrt_sklearn.estimators.encoder import MCRTEncoder
+
+    return MCRTEncoder(checkpoint=args.checkpoint, trusted=args.trusted, device=args.device,
+                       random_state=args.seed).fit()
+
+
+def _cmd_embed(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    import numpy as np
+
+    from mcrt_sklearn.featurizers.labels import SEP_COLUMNS
+    from mcrt_sklearn.maps import plot_embedding_map, tsne
+
+    enc = _encoder(args)
+    ids, items, table = _load_inputs(args)
+    images = args.images if enc.network_.config.use_images else "none"
+    by_symmetry = args.color_by in SEP_COLUMNS or args.color_by == "spacegroup"
+    records = _featurize_reporting(_featurizer(args, pretrain_labels=by_symmetry, images=images),
+                                   items, ids)
+    emb = enc.transform(records)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    np.save(out / "embeddings.npy", emb)
+    (out / "ids.txt").write_text("\n".join(r.structure_id for r in records) + "\n")
+    if args.color_by in SEP_COLUMNS:
+        k = SEP_COLUMNS.index(args.color_by)
+        values = np.array(["yes" if r.symmetry_elements[k] > 0 else "no" for r in records])
+    elif args.color_by == "spacegroup":
+        values = np.array([r.spacegroup_number for r in records])
+    elif args.color_by:
+        if table is None or args.color_by not in table:
+            raise SystemExit(f"--color-by {args.color_by!r}: not a symmetry element, "
+                             "'spacegroup', or a column of the dataset")
+        by_id = dict(zip(table["id"], table[args.color_by]))
+        values = np.array([by_id[r.structure_id] for r in records])
+    else:
+        values = np.zeros(len(records))
+    xy = tsne(emb, random_state=args.seed)
+    plot_embedding_map(xy, values, args.color_by or "", out / "tsne.png")
+    print(f"wrote {out / 'embeddings.npy'} ({emb.shape[0]} x {emb.shape[1]}), "
+          f"{out / 'ids.txt'} and {out / 'tsne.png'}")
+    return 0
+
+
+def _cmd_explain(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from mcrt_sklearn.maps import plot_attention
+    from mcrt_sklearn.structures import read_structure
+
+    enc = _encoder(args)
+    images = args.images if enc.network_.config.use_images else "none"
+    sid, structure = read_structure(args.cif, max_atoms=1023)
+    records = _featurize_reporting(_featurizer(args, images=images), [structure], [sid])
+    scores = enc.explain(records)[0]
+    out = Path(args.out)
+    plot_attention(structure, scores, out, image=records[0].image)
+    top = scores["atoms"].argsort()[::-1][:5]
+    listing = ", ".join(f"{structure[i].specie}{i} ({scores['atoms'][i]:.3f})" for i in top)
+    print(f"most attended atoms of {sid}: {listing}")
+    print(f"wrote {out}")
+    return 0
+
 
 #: Subcommands still to be written; they fail with "not implemented yet".
-UNFINISHED = tuple(COMMANDS)
+UNFINISHED = ("benchmark",)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -90,6 +321,58 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", nargs="?", default=None)
     p.add_argument("--data-home", default=None, help="folder holding the datasets")
     p.set_defaults(func=_cmd_datasets)
+
+    p = sub.add_parser("featurize", help=COMMANDS["featurize"])
+    _add_input_args(p)
+    _add_featurizer_args(p)
+    p.add_argument("--pretrain-labels", action="store_true",
+                   help="also compute molecules, symmetry elements and density")
+    p.add_argument("--out", required=True, help="output file (joblib pickle of records)")
+    p.set_defaults(func=_cmd_featurize)
+
+    p = sub.add_parser("pretrain", help=COMMANDS["pretrain"])
+    _add_input_args(p)
+    _add_featurizer_args(p)
+    _add_training_args(p, epochs=10)
+    p.add_argument("--out", required=True, help="checkpoint to write")
+    p.set_defaults(func=_cmd_pretrain)
+
+    p = sub.add_parser("finetune", help=COMMANDS["finetune"])
+    _add_input_args(p, positional=False)
+    _add_featurizer_args(p)
+    _add_training_args(p, epochs=50)
+    p.add_argument("--target", required=True, help="column of properties.csv")
+    p.add_argument("--log10", action="store_true", help="fit log10 of the target")
+    p.add_argument("--validation-fraction", type=float, default=None)
+    p.add_argument("--out", required=True, help="model file to write")
+    p.set_defaults(func=_cmd_finetune)
+
+    p = sub.add_parser("predict", help=COMMANDS["predict"])
+    _add_input_args(p)
+    _add_featurizer_args(p)
+    p.add_argument("--model", required=True, help="a model written by `finetune`")
+    p.add_argument("--device", default="auto", help="cpu, cuda or auto")
+    p.add_argument("--out", required=True, help="CSV of ids and predictions")
+    p.set_defaults(func=_cmd_predict)
+
+    for name in ("embed", "explain"):
+        p = sub.add_parser(name, help=COMMANDS[name])
+        if name == "embed":
+            _add_input_args(p)
+            p.add_argument("--color-by", default=None,
+                           help="a properties column, 'spacegroup', or a symmetry element "
+                                "(p1, inversion_center, mirror_plane, rotation_axis, "
+                                "screw_axis, anti_axes, glide_plane)")
+            p.add_argument("--out", required=True, help="output folder")
+        else:
+            p.add_argument("cif", help="the crystal to explain")
+            p.add_argument("--out", required=True, help="PNG to write")
+        _add_featurizer_args(p)
+        p.add_argument("--checkpoint", default=None, help="network to use")
+        p.add_argument("--trusted", action="store_true")
+        p.add_argument("--device", default="auto")
+        p.add_argument("--seed", type=int, default=0)
+        p.set_defaults(func=_cmd_embed if name == "embed" else _cmd_explain)
 
     for name in UNFINISHED:
         p = sub.add_parser(name, help=f"{COMMANDS[name]} (not implemented yet)")

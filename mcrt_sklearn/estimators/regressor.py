@@ -1,0 +1,374 @@
+"""Fine-tuning MCRT: :class:`MCRTRegressor` and :class:`MCRTClassifier`.
+
+Both fine-tune every weight of an MCRT network (pre-trained checkpoint, or a fresh one
+built from the architecture parameters) with a linear head on the [CLS] embedding,
+through a skorch ``NeuralNet``. X is a list of
+:class:`~mcrt_sklearn.featurizers.record.MCRTInput` records, so
+
+>>> Pipeline([("feat", MCRTFeaturizer()), ("model", MCRTRegressor())])  # doctest: +SKIP
+
+works on pymatgen Structures or CIF paths.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from sklearn.preprocessing import LabelEncoder
+from sklearn.utils.validation import check_is_fitted
+from torch import nn
+
+from mcrt_sklearn.errors import CheckpointError
+from mcrt_sklearn.estimators._net import (
+    CollateRecords,
+    MCRTNet,
+    TaskModule,
+    build_network,
+    check_records,
+    device_of,
+    recalibrate_batchnorm,
+    make_callbacks,
+    seeded,
+    split_validation,
+)
+from mcrt_sklearn.model.checkpoint import load_checkpoint, save_checkpoint
+
+__all__ = ["MCRTRegressor", "MCRTClassifier"]
+
+_PLAIN = (str, int, float, bool, type(None))
+
+
+class _MCRTFineTuner(BaseEstimator):
+    """Shared constructor, training loop and persistence of the fine-tuning estimators."""
+
+    _task = ""
+
+    def __init__(
+        self,
+        checkpoint: str | os.PathLike | None = None,
+        trusted: bool = False,
+        hid_dim: int = 768,
+        num_blocks: int = 12,
+        num_heads: int = 12,
+        mlp_ratio: float = 4.0,
+        alignn_hidden_dim: int = 256,
+        alignn_num_conv: int = 4,
+        drop_rate: float = 0.1,
+        use_images: bool = True,
+        positional: str = "relative",
+        lr: float = 1e-4,
+        weight_decay: float = 1e-2,
+        warmup: float = 0.05,
+        batch_size: int = 32,
+        max_epochs: int = 50,
+        validation_fraction: float | None = None,
+        early_stopping: bool = True,
+        patience: int = 10,
+        shuffle_atoms: bool = True,
+        pad_to: int | None = None,
+        recalibrate_batchnorm: bool = True,
+        random_state: int | None = None,
+        device: str = "cpu",
+        verbose: int = 0,
+        callbacks: list | None = None,
+    ):
+        self.checkpoint = checkpoint
+        self.trusted = trusted
+        self.hid_dim = hid_dim
+        self.num_blocks = num_blocks
+        self.num_heads = num_heads
+        self.mlp_ratio = mlp_ratio
+        self.alignn_hidden_dim = alignn_hidden_dim
+        self.alignn_num_conv = alignn_num_conv
+        self.drop_rate = drop_rate
+        self.use_images = use_images
+        self.positional = positional
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.warmup = warmup
+        self.batch_size = batch_size
+        self.max_epochs = max_epochs
+        self.validation_fraction = validation_fraction
+        self.early_stopping = early_stopping
+        self.patience = patience
+        self.shuffle_atoms = shuffle_atoms
+        self.pad_to = pad_to
+        self.recalibrate_batchnorm = recalibrate_batchnorm
+        self.random_state = random_state
+        self.device = device
+        self.verbose = verbose
+        self.callbacks = callbacks
+
+    # -- hooks for the subclasses ---------------------------------------------------
+    def _encode_targets(self, y) -> np.ndarray:
+        raise NotImplementedError
+
+    def _criterion(self):
+        raise NotImplementedError
+
+    def _n_classes(self) -> int:
+        return 0
+
+    # -- training -------------------------------------------------------------------
+    def _make_net(self, network, n_train: int, train_split):
+        require_images = bool(network.config.use_images)
+        return MCRTNet(
+            module=TaskModule(network, self._task),
+            criterion=self._criterion(),
+            optimizer=torch.optim.AdamW,
+            optimizer__weight_decay=self.weight_decay,
+            lr=self.lr,
+            max_epochs=self.max_epochs,
+            batch_size=self.batch_size,
+            iterator_train__shuffle=True,
+            iterator_train__collate_fn=CollateRecords(self.pad_to, self.shuffle_atoms,
+                                                      require_images, self.random_state),
+            iterator_valid__collate_fn=CollateRecords(self.pad_to, False, require_images),
+            train_split=train_split,
+            callbacks=make_callbacks(self, n_train, train_split is not None),
+            device=device_of(self),
+            verbose=self.verbose,
+        )
+
+    def fit(self, X, y):
+        """Fine-tune on records ``X`` and targets ``y``.
+
+        Parameters
+        ----------
+        X : list of MCRTInput
+            Records from :class:`~mcrt_sklearn.MCRTFeaturizer`.
+        y : array-like of shape (n,)
+            Targets.
+
+        Returns
+        -------
+        self
+        """
+        X = check_records(X, type(self).__name__)
+        y_enc = self._encode_targets(y)
+        if len(y_enc) != len(X):
+            raise ValueError(f"got {len(X)} records and {len(y_enc)} targets")
+        with seeded(self):
+            network = build_network(self, (self._task,), n_classes=self._n_classes())
+            X_train, y_train, train_split = split_validation(self, X, y_enc)
+            self.net_ = self._make_net(network, len(X_train), train_split)
+            self.net_.fit(X_train, y_train)
+            if self.recalibrate_batchnorm:
+                recalibrate_batchnorm(network, X_train, self.batch_size, self.net_.device,
+                                      self.pad_to, bool(network.config.use_images))
+        self.config_ = network.config.to_dict()
+        self.history_ = self.net_.history
+        return self
+
+    def _raw_predict(self, X) -> np.ndarray:
+        check_is_fitted(self, "net_")
+        X = check_records(X, type(self).__name__)
+        with torch.no_grad():
+            out = self.net_.forward(X, training=False)
+        return out.detach().cpu().numpy()
+
+    @property
+    def network_(self):
+        """The fitted MCRT network (torch module)."""
+        check_is_fitted(self, "net_")
+        return self.net_.module_.network
+
+    # -- persistence ----------------------------------------------------------------
+    def _fitted_state(self) -> dict:
+        return {}
+
+    def _set_fitted_state(self, state: dict) -> None:
+        pass
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Save the fitted network, its config and the estimator's parameters.
+
+        The file loads with ``torch.load(weights_only=True)``; it is also a checkpoint
+        that :func:`~mcrt_sklearn.load_checkpoint`, ``MCRTEncoder(checkpoint=...)`` and
+        ``MCRTRegressor(checkpoint=...)`` accept.
+        """
+        check_is_fitted(self, "net_")
+        params = {k: v for k, v in self.get_params().items() if isinstance(v, _PLAIN)}
+        params["checkpoint"] = None
+        extra = {"estimator": {"class": type(self).__name__, "params": params,
+                               "fitted": self._fitted_state()}}
+        return save_checkpoint(self.network_, path, extra=extra)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, device: str | None = None):
+        """Load an estimator written by :meth:`save`, ready to predict.
+
+        ``device`` overrides the saved ``device`` parameter (e.g. ``"cuda"``).
+        """
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+        meta = payload.get("estimator") if isinstance(payload, dict) else None
+        if not meta or meta.get("class") != cls.__name__:
+            found = meta.get("class") if meta else "a bare network checkpoint"
+            raise CheckpointError(f"{path}: holds {found}, not a saved {cls.__name__}")
+        est = cls(**meta["params"])
+        if device is not None:
+            est.set_params(device=device)
+        network = load_checkpoint(path)
+        with seeded(est):
+            est.net_ = est._make_net(network, 1, None)
+            est.net_.initialize()
+        est.config_ = network.config.to_dict()
+        est.history_ = est.net_.history
+        est._set_fitted_state(meta["fitted"])
+        return est
+
+
+class MCRTRegressor(RegressorMixin, _MCRTFineTuner):
+    """Fine-tune MCRT for a scalar property (lattice energy, mobility, uptake …).
+
+    Parameters
+    ----------
+    checkpoint : path, optional
+        Start from this checkpoint (the published MCRT weights, a reference Lightning
+        file, or one of ours, e.g. from :class:`MCRTPretrainer`). ``None``: a fresh
+        network built from the architecture parameters below (MCRTp, no pre-training).
+    trusted : bool
+        Allow full unpickling of a checkpoint that needs it (see ``load_checkpoint``).
+    hid_dim, num_blocks, num_heads, mlp_ratio, alignn_hidden_dim, alignn_num_conv, drop_rate
+        Architecture, under the reference config names (used without ``checkpoint``).
+    use_images : bool
+        Use the persistence-image modality (False: MCRTi).
+    positional : {"relative", "absolute", "none"}
+        Positional information of atom tokens.
+    lr, weight_decay : float
+        AdamW learning rate and weight decay.
+    warmup : float
+        Fraction of all steps with linear warm-up; then linear decay to 0.
+    batch_size, max_epochs : int
+        Training loop size.
+    validation_fraction : float, optional
+        Hold out this fraction (seeded by ``random_state``) for validation loss.
+    early_stopping : bool
+        With a validation split: stop after ``patience`` epochs without improvement
+        and restore the best epoch's weights.
+    patience : int
+        Epochs without improvement before stopping.
+    shuffle_atoms : bool
+        Shuffle the atom order of each crystal in every training batch (as the
+        reference does; the model is permutation invariant at inference).
+    pad_to : int, optional
+        Pad atom tokens to this length (1023 = reference); default: batch maximum.
+    recalibrate_batchnorm : bool
+        After training, recompute the ALIGNN BatchNorm running statistics with one pass
+        over the training data (short runs otherwise leave them far from the data's).
+    random_state : int, optional
+        Seeds initialisation, shuffling, dropout and the validation split.
+    device : {"cpu", "cuda", "auto"}
+        Where to train.
+    verbose : int
+        0: silent; 1: skorch's epoch table and a progress bar.
+    callbacks : list, optional
+        Extra skorch callbacks (``(name, callback)`` pairs or callbacks).
+
+    Attributes
+    ----------
+    net_ : skorch.NeuralNet
+        The trained skorch net.
+    y_mean_, y_std_ : float
+        Target standardisation learnt in ``fit``.
+    history_ : skorch.History
+        Per-epoch training (and validation) losses.
+    """
+
+    _task = "regression"
+
+    def _encode_targets(self, y) -> np.ndarray:
+        y = np.asarray(y, dtype=np.float64)
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = y[:, 0]
+        if y.ndim != 1:
+            raise ValueError(f"MCRTRegressor predicts one target; y has shape {y.shape}")
+        if not np.all(np.isfinite(y)):
+            raise ValueError("y contains NaN or infinite values")
+        self.y_mean_ = float(y.mean())
+        std = float(y.std())
+        self.y_std_ = std if std > 0 else 1.0
+        return ((y - self.y_mean_) / self.y_std_).astype(np.float32)
+
+    def _criterion(self):
+        return nn.MSELoss
+
+    def predict(self, X) -> np.ndarray:
+        """Predicted property values (in the units of ``y``), shape (n,)."""
+        return self._raw_predict(X).reshape(-1) * self.y_std_ + self.y_mean_
+
+    def _fitted_state(self) -> dict:
+        return {"y_mean": self.y_mean_, "y_std": self.y_std_}
+
+    def _set_fitted_state(self, state: dict) -> None:
+        self.y_mean_ = float(state["y_mean"])
+        self.y_std_ = float(state["y_std"])
+
+
+class _BinaryOrMultiLoss(nn.Module):
+    """BCE-with-logits for two classes (one logit), cross-entropy otherwise."""
+
+    def __init__(self, n_classes: int = 2):
+        super().__init__()
+        self.n_classes = n_classes
+
+    def forward(self, logits, target):
+        if self.n_classes == 2:
+            return nn.functional.binary_cross_entropy_with_logits(logits, target.float())
+        return nn.functional.cross_entropy(logits, target.long())
+
+
+class MCRTClassifier(ClassifierMixin, _MCRTFineTuner):
+    """Fine-tune MCRT for a class label (e.g. packing class, polymorph found or not).
+
+    Same parameters as :class:`MCRTRegressor`. Two classes use one logit with
+    binary cross-entropy; more use a softmax head.
+
+    Attributes
+    ----------
+    classes_ : ndarray
+        The class labels.
+    """
+
+    _task = "classification"
+
+    def _encode_targets(self, y) -> np.ndarray:
+        self._encoder = LabelEncoder().fit(np.asarray(y).ravel())
+        self.classes_ = self._encoder.classes_
+        if len(self.classes_) < 2:
+            raise ValueError("MCRTClassifier needs at least two classes in y")
+        return self._encoder.transform(np.asarray(y).ravel()).astype(np.int64)
+
+    def _n_classes(self) -> int:
+        return len(self.classes_)
+
+    def _criterion(self):
+        return _BinaryOrMultiLoss
+
+    def _make_net(self, network, n_train, train_split):
+        net = super()._make_net(network, n_train, train_split)
+        net.set_params(criterion__n_classes=len(self.classes_))
+        return net
+
+    def predict_proba(self, X) -> np.ndarray:
+        """Class probabilities, shape (n, n_classes)."""
+        logits = torch.as_tensor(self._raw_predict(X))
+        if len(self.classes_) == 2:
+            p1 = torch.sigmoid(logits.reshape(-1))
+            return torch.stack([1 - p1, p1], dim=1).numpy()
+        return torch.softmax(logits, dim=1).numpy()
+
+    def predict(self, X) -> np.ndarray:
+        """Most probable class of each record."""
+        return self.classes_[self.predict_proba(X).argmax(axis=1)]
+
+    def _fitted_state(self) -> dict:
+        return {"classes": self.classes_.tolist()}
+
+    def _set_fitted_state(self, state: dict) -> None:
+        self.classes_ = np.asarray(state["classes"])
+

@@ -1,0 +1,242 @@
+"""MCRT estimators: sklearn contract, Pipelines, GridSearchCV, fine-tuning, pre-training."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from sklearn.base import clone
+from sklearn.model_selection import GridSearchCV, cross_val_score
+from sklearn.pipeline import Pipeline
+
+from mcrt_sklearn.errors import MissingImageError
+from mcrt_sklearn.estimators.encoder import MCRTEncoder
+from mcrt_sklearn.estimators.pretrain import MCRTPretrainer
+from mcrt_sklearn.estimators.regressor import MCRTClassifier, MCRTRegressor
+from mcrt_sklearn.featurizers.graph import MCRTFeaturizer
+from mcrt_sklearn.model.checkpoint import load_checkpoint
+
+SMALL = dict(hid_dim=32, num_blocks=1, num_heads=2, alignn_hidden_dim=16, alignn_num_conv=1,
+             use_images=False)
+# The smallest configuration that learns lattice energies in a few CPU epochs.
+LEARNS = dict(hid_dim=64, num_blocks=2, num_heads=4, alignn_hidden_dim=32, alignn_num_conv=2,
+              use_images=False, drop_rate=0.0)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def aza(shared_data):
+    """~100 azaphenacene CIF paths (60–120 atoms) with lattice energies."""
+    import pandas as pd
+
+    table = pd.read_csv(shared_data / "azaphenacenes" / "properties.csv")
+    table = table[table["n_atoms"] <= 120].sample(100, random_state=0)
+    paths = [str(shared_data / "azaphenacenes" / "cifs" / f"{i}.cif") for i in table["id"]]
+    return paths, table["lattice_energy_kJ_per_mol"].to_numpy()
+
+
+@pytest.fixture(scope="module")
+def aza_records(aza, tmp_path_factory):
+    paths, y = aza
+    cache = tmp_path_factory.mktemp("feat_cache")
+    records = MCRTFeaturizer(images=False, cache_dir=str(cache)).transform(paths)
+    return records, y, str(cache)
+
+
+def test_clone_keeps_params_and_drops_fit(aza_records):
+    records, y, _ = aza_records
+    reg = MCRTRegressor(**SMALL, max_epochs=1, batch_size=8, random_state=0)
+    reg.fit(records[:16], y[:16])
+    copy = clone(reg)
+    assert copy.get_params() == reg.get_params()
+    assert not hasattr(copy, "net_") and hasattr(reg, "net_")
+
+
+def test_grid_search_and_cross_val_on_cif_paths(aza, aza_records):
+    paths, y = aza
+    _, _, cache = aza_records
+    pipe = Pipeline([
+        ("feat", MCRTFeaturizer(images=False, cache_dir=cache)),
+        ("model", MCRTRegressor(**SMALL, max_epochs=2, batch_size=8, random_state=0)),
+    ])
+    search = GridSearchCV(pipe, {"model__lr": [1e-3, 3e-4]}, cv=3,
+                          scoring="neg_mean_absolute_error")
+    search.fit(paths[:30], y[:30])
+    assert search.best_params_["model__lr"] in (1e-3, 3e-4)
+    assert np.isfinite(search.cv_results_["mean_test_score"]).all()
+    scores = cross_val_score(pipe, paths[:30], y[:30], cv=3, scoring="neg_mean_absolute_error")
+    assert scores.shape == (3,) and np.isfinite(scores).all()
+
+
+def test_same_seed_same_predictions_and_pickle_roundtrip(aza_records, tmp_path):
+    records, y, _ = aza_records
+    kw = dict(**SMALL, max_epochs=2, batch_size=8, lr=1e-3, random_state=7)
+    a = MCRTRegressor(**kw).fit(records[:24], y[:24])
+    b = MCRTRegressor(**kw).fit(records[:24], y[:24])
+    pa, pb = a.predict(records[24:32]), b.predict(records[24:32])
+    np.testing.assert_array_equal(pa, pb)
+    c = MCRTRegressor(**{**kw, "random_state": 8}).fit(records[:24], y[:24])
+    assert not np.allclose(pa, c.predict(records[24:32]))
+    back = pickle.loads(pickle.dumps(a))
+    np.testing.assert_array_equal(back.predict(records[24:32]), pa)
+    # save/load: weights + config + params, loadable with weights_only
+    path = a.save(tmp_path / "reg.pt")
+    loaded = MCRTRegressor.load(path)
+    np.testing.assert_allclose(loaded.predict(records[24:32]), pa, rtol=1e-6, atol=1e-6)
+    assert loaded.get_params()["lr"] == 1e-3
+    torch.load(path, weights_only=True)
+    # the saved file is also a network checkpoint the encoder accepts
+    emb = MCRTEncoder(checkpoint=path).fit().transform(records[:3])
+    assert emb.shape == (3, 32)
+
+
+def test_fitted_pipeline_pickles(aza, aza_records):
+    paths, y = aza
+    _, _, cache = aza_records
+    pipe = Pipeline([
+        ("feat", MCRTFeaturizer(images=False, cache_dir=cache)),
+        ("model", MCRTRegressor(**SMALL, max_epochs=1, batch_size=8, random_state=0)),
+    ]).fit(paths[:16], y[:16])
+    back = pickle.loads(pickle.dumps(pipe))
+    np.testing.assert_array_equal(back.predict(paths[16:20]), pipe.predict(paths[16:20]))
+
+
+def test_finetuning_beats_the_mean(aza_records):
+    records, y, _ = aza_records
+    n_train = 80
+    reg = MCRTRegressor(**LEARNS, max_epochs=8, batch_size=8, lr=1e-3, random_state=0)
+    reg.fit(records[:n_train], y[:n_train])
+    pred = reg.predict(records[n_train:])
+    mae_model = np.abs(pred - y[n_train:]).mean()
+    mae_mean = np.abs(y[:n_train].mean() - y[n_train:]).mean()
+    print(f"\nazaphenacene lattice energy, held-out {len(y) - n_train}: "
+          f"MAE model {mae_model:.2f} kJ/mol vs training mean {mae_mean:.2f} kJ/mol")
+    assert mae_model < mae_mean
+
+
+def test_images_required_when_the_model_uses_them(aza_records):
+    records, y, _ = aza_records
+    reg = MCRTRegressor(**{**SMALL, "use_images": True}, max_epochs=1, batch_size=8)
+    with pytest.raises(MissingImageError, match="persistence images"):
+        reg.fit(records[:8], y[:8])
+
+
+def test_bad_inputs(aza_records):
+    records, y, _ = aza_records
+    with pytest.raises(TypeError, match="MCRTFeaturizer"):
+        MCRTRegressor(**SMALL).fit(["not a record"], [1.0])
+    with pytest.raises(ValueError, match="targets"):
+        MCRTRegressor(**SMALL).fit(records[:4], y[:3])
+    with pytest.raises(ValueError, match="NaN"):
+        MCRTRegressor(**SMALL).fit(records[:2], [1.0, np.nan])
+
+
+def test_classifier(aza_records):
+    records, y, _ = aza_records
+    labels = np.where(y[:24] < np.median(y[:24]), "stable", "unstable")
+    clf = MCRTClassifier(**SMALL, max_epochs=2, batch_size=8, random_state=0).fit(records[:24], labels)
+    proba = clf.predict_proba(records[:5])
+    assert proba.shape == (5, 2) and np.allclose(proba.sum(1), 1)
+    assert set(clf.predict(records[:5])) <= {"stable", "unstable"}
+
+
+@pytest.fixture(scope="module")
+def reference_records(shared_data):
+    """The 5 parity CIFs with the reference persistence images attached."""
+    import dataclasses
+
+    cifs = [shared_data / "mcrt_examples" / "cifs" / f"5A_CSP_{i}.cif" for i in range(1, 6)]
+    records = MCRTFeaturizer(images=False).transform([str(p) for p in cifs])
+    out = []
+    for rec in records:
+        img = np.load(shared_data / "mcrt_examples" / "imgs" / f"{rec.structure_id}.npy",
+                      allow_pickle=True)
+        out.append(dataclasses.replace(rec, image=np.asarray(img[0], np.float32),
+                                       image_scalars=np.asarray(img[1:5], np.float32)))
+    return out
+
+
+def test_encoder_reproduces_reference_cls(shared_data, reference_records):
+    ckpt = shared_data / "reference_parity" / "reference_small.ckpt"
+    ref = np.load(shared_data / "reference_parity" / "reference_small_outputs.npz")
+    enc = MCRTEncoder(checkpoint=ckpt).fit()
+    np.testing.assert_allclose(enc.transform(reference_records), ref["cls_feats"], atol=1e-4)
+    raw = clone(enc).set_params(output="raw_cls").fit().transform(reference_records)
+    np.testing.assert_allclose(raw, ref["raw_cls_feats"], atol=1e-4)
+    assert list(enc.get_feature_names_out()[:2]) == ["mcrt_cls_0", "mcrt_cls_1"]
+    maps = enc.explain(reference_records[:2])
+    assert maps[0]["atoms"].shape == (reference_records[0].n_atoms,)
+    assert maps[0]["patches_1d"].shape == (10, 10)
+    total = maps[0]["atoms"].sum() + maps[0]["patches_1d"].sum() + maps[0]["patches_2d"].sum() \
+        + maps[0]["special"].sum()
+    assert total == pytest.approx(1.0, abs=1e-4)
+
+
+def test_finetuning_starts_from_the_reference_weights(shared_data, reference_records):
+    ckpt = shared_data / "reference_parity" / "reference_small.ckpt"
+    loaded = load_checkpoint(ckpt)
+    seen = []
+
+    from skorch.callbacks import Callback
+
+    class FirstBatch(Callback):
+        def on_batch_begin(self, net, batch=None, training=None, **kw):
+            if training and not seen:
+                module = net.module_.network
+                module.eval()
+                with torch.no_grad():
+                    seen.append(module.encode(batch[0].data)["cls_feats"].clone())
+                module.train()
+
+    reg = MCRTRegressor(checkpoint=ckpt, max_epochs=1, batch_size=5, shuffle_atoms=False,
+                        random_state=0, callbacks=[FirstBatch()])
+    reg.fit(reference_records, np.arange(5.0))
+    from mcrt_sklearn.data import collate
+
+    with torch.no_grad():
+        expected = loaded.encode(collate(reference_records))["cls_feats"]
+    # one batch of all five crystals, in loader order: compare as sets of rows
+    got = seen[0]
+    dist = torch.cdist(got, expected)
+    assert dist.min(dim=1).values.max() < 1e-4
+
+
+def test_pretrainer_lowers_every_loss_and_feeds_the_encoder(shared_data, tmp_path):
+    import pandas as pd
+
+    table = pd.read_csv(shared_data / "pretrain_corpus" / "properties.csv")
+    table = table[(table["n_atoms"] <= 60) & ~table["id"].str.startswith("TEPHTH")].head(24)
+    paths = [str(shared_data / "pretrain_corpus" / "cifs" / f"{i}.cif") for i in table["id"]]
+    records = MCRTFeaturizer(images=False, pretrain_labels=True).transform(paths)
+    pre = MCRTPretrainer(**SMALL, max_epochs=10, batch_size=8, lr=3e-3, n_pairs=40,
+                         random_state=0).fit(records)
+    hist = pre.history_
+    for key in ("train_map_loss", "train_cdp_loss", "train_sep_loss", "train_apc_loss"):
+        print(f"{key}: {hist[0, key]:.4f} -> {hist[-1, key]:.4f}")
+    # MAP, CDP and SEP learn in a few CPU epochs. APC (same molecule or not) stays at
+    # chance (ln 2) in runs this short: most of these crystals hold two identical
+    # molecules, and telling them apart needs far longer pre-training.
+    for key in ("train_map_loss", "train_cdp_loss", "train_sep_loss"):
+        assert hist[-1, key] < 0.9 * hist[0, key], key
+    assert abs(hist[-1, "train_apc_loss"] - np.log(2)) < 0.05
+    assert hist[-1, "train_map_acc"] > hist[0, "train_map_acc"]
+    for key in ("train_apc_acc", "train_sep_acc", "train_cdp_mae"):
+        assert np.isfinite(hist[-1, key])
+    path = pre.save(tmp_path / "pretrained.pt")
+    enc = MCRTEncoder(checkpoint=path).fit()
+    emb = enc.transform(records[:4])
+    assert emb.shape == (4, 32) and np.isfinite(emb).all()
+    reg = MCRTRegressor(checkpoint=path, max_epochs=1, batch_size=8, random_state=0)
+    reg.fit(records[:8], np.arange(8.0))
+    assert reg.network_.tasks == ("regression",)
+    with pytest.raises(ValueError, match="pretrain_labels=True"):
+        MCRTPretrainer(**SMALL).fit(MCRTFeaturizer(images=False).transform(paths[:2]))
