@@ -240,3 +240,16 @@ def test_pretrainer_lowers_every_loss_and_feeds_the_encoder(shared_data, tmp_pat
     assert reg.network_.tasks == ("regression",)
     with pytest.raises(ValueError, match="pretrain_labels=True"):
         MCRTPretrainer(**SMALL).fit(MCRTFeaturizer(images=False).transform(paths[:2]))
+
+
+def test_accelerate_single_cpu_process(aza_records):
+    accelerate = pytest.importorskip("accelerate")
+    records, y, _ = aza_records
+    reg = MCRTRegressor(**SMALL, max_epochs=1, batch_size=8, random_state=0,
+                        accelerator=accelerate.Accelerator(cpu=True))
+    reg.fit(records[:16], y[:16])
+    pred = reg.predict(records[16:20])
+    assert pred.shape == (4,) and np.isfinite(pred).all()
+    # unwrapped after training: the network is ours again and saves like any other
+    assert type(reg.net_.module_).__name__ == "TaskModule"
+    assert reg.network_.tasks == ("regression",)

@@ -18,6 +18,7 @@ from skorch import NeuralNet
 from skorch.callbacks import EarlyStopping, LRScheduler, ProgressBar
 from skorch.dataset import Dataset
 from skorch.helper import predefined_split
+from skorch.hf import AccelerateMixin
 from torch import nn
 
 from mcrt_sklearn.data import batch_to, collate
@@ -61,6 +62,10 @@ class CollatedBatch:
 
     def __len__(self) -> int:
         return int(self.data["atom_mask"].shape[0])
+
+    def to(self, device, non_blocking: bool = False, **kwargs) -> CollatedBatch:
+        """Move the tensors (used by ``accelerate``'s device placement)."""
+        return CollatedBatch(batch_to(self.data, device))
 
 
 class CollateRecords:
@@ -117,7 +122,25 @@ class MCRTNet(NeuralNet):
     """skorch ``NeuralNet`` whose inputs are collated MCRT batches (dicts with lists)."""
 
     def infer(self, x, **fit_params):
-        return self.module_(batch_to(x.data, self.device), **fit_params)
+        # device None: accelerate placed the batch already
+        data = x.data if self.device is None else batch_to(x.data, self.device)
+        return self.module_(data, **fit_params)
+
+
+class AcceleratedMCRTNet(AccelerateMixin, MCRTNet):
+    """:class:`MCRTNet` trained through Hugging Face ``accelerate`` (multi-GPU / multi-node)."""
+
+
+def net_class_and_device(est, plain: type, accelerated: type) -> tuple[type, dict]:
+    """The skorch net class and its device/accelerator keyword arguments for ``est``."""
+    if getattr(est, "accelerator", None) is None:
+        return plain, {"device": device_of(est)}
+    return accelerated, {"accelerator": est.accelerator, "device": None}
+
+
+def module_device(module: nn.Module) -> torch.device:
+    """Device of a module's parameters."""
+    return next(module.parameters()).device
 
 
 @torch.no_grad()

@@ -13,13 +13,15 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
 from mcrt_sklearn.estimators._net import (
+    AcceleratedMCRTNet,
     CollateRecords,
     MCRTNet,
     build_network,
     check_records,
-    device_of,
-    recalibrate_batchnorm,
     make_callbacks,
+    module_device,
+    net_class_and_device,
+    recalibrate_batchnorm,
     seeded,
     split_validation,
 )
@@ -64,7 +66,8 @@ class PretrainLabels:
         return batch
 
 
-class PretrainNet(MCRTNet):
+class _PretrainLoss:
+    """Mixin: the multi-task pre-training loss; per-task metrics per epoch."""
     """skorch net with the multi-task pre-training loss; per-task metrics per epoch."""
 
     def __init__(self, *args, tasks=PRETRAIN_TASKS, task_weights=None, sep_weights=None, **kw):
@@ -129,6 +132,14 @@ class PretrainNet(MCRTNet):
         return total
 
 
+class PretrainNet(_PretrainLoss, MCRTNet):
+    """skorch net with the multi-task pre-training loss; per-task metrics per epoch."""
+
+
+class AcceleratedPretrainNet(_PretrainLoss, AcceleratedMCRTNet):
+    """:class:`PretrainNet` trained through Hugging Face ``accelerate``."""
+
+
 class _ForwardAll(torch.nn.Module):
     """The network with the whole output dict (skorch's module)."""
 
@@ -166,7 +177,7 @@ class MCRTPretrainer(BaseEstimator):
         Continue pre-training from a checkpoint instead of a fresh network.
     hid_dim, num_blocks, num_heads, mlp_ratio, alignn_hidden_dim, alignn_num_conv, drop_rate, use_images, positional
         Architecture (reference config names).
-    lr, weight_decay, warmup, batch_size, max_epochs, validation_fraction, early_stopping, patience, shuffle_atoms, pad_to, recalibrate_batchnorm, random_state, device, verbose, callbacks
+    lr, weight_decay, warmup, batch_size, max_epochs, validation_fraction, early_stopping, patience, shuffle_atoms, pad_to, recalibrate_batchnorm, random_state, device, verbose, callbacks, accelerator
         As in :class:`~mcrt_sklearn.MCRTRegressor`.
 
     Attributes
@@ -214,6 +225,7 @@ class MCRTPretrainer(BaseEstimator):
         device: str = "cpu",
         verbose: int = 0,
         callbacks: list | None = None,
+        accelerator=None,
     ):
         self.tasks = tasks
         self.task_weights = task_weights
@@ -246,6 +258,7 @@ class MCRTPretrainer(BaseEstimator):
         self.device = device
         self.verbose = verbose
         self.callbacks = callbacks
+        self.accelerator = accelerator
 
     def _resolve_sep_weights(self, X) -> np.ndarray:
         if isinstance(self.sep_weights, str):
@@ -279,7 +292,9 @@ class MCRTPretrainer(BaseEstimator):
             require = bool(network.config.use_images)
             labels = PretrainLabels(tasks, self.mask_rate, self.n_pairs,
                                     network.GNN_embeddings.node_embedding.num_embeddings)
-            self.net_ = PretrainNet(
+            net_class, placement = net_class_and_device(self, PretrainNet,
+                                                        AcceleratedPretrainNet)
+            self.net_ = net_class(
                 module=_ForwardAll(network),
                 criterion=torch.nn.Identity,
                 optimizer=torch.optim.AdamW,
@@ -294,15 +309,15 @@ class MCRTPretrainer(BaseEstimator):
                                                           self.random_state, labels),
                 train_split=train_split,
                 callbacks=make_callbacks(self, len(X_train), train_split is not None),
-                device=device_of(self),
                 verbose=self.verbose,
+                **placement,
                 tasks=tasks,
                 task_weights=self.task_weights,
                 sep_weights=tuple(float(w) for w in self.sep_weights_),
             )
             self.net_.fit(X_train, y_train)
             if self.recalibrate_batchnorm:
-                recalibrate_batchnorm(network, X_train, self.batch_size, self.net_.device,
+                recalibrate_batchnorm(network, X_train, self.batch_size, module_device(network),
                                       self.pad_to, require)
         self.network_ = network.eval()
         self.history_ = self.net_.history

@@ -24,14 +24,16 @@ from torch import nn
 
 from mcrt_sklearn.errors import CheckpointError
 from mcrt_sklearn.estimators._net import (
+    AcceleratedMCRTNet,
     CollateRecords,
     MCRTNet,
     TaskModule,
     build_network,
     check_records,
-    device_of,
-    recalibrate_batchnorm,
     make_callbacks,
+    module_device,
+    net_class_and_device,
+    recalibrate_batchnorm,
     seeded,
     split_validation,
 )
@@ -75,6 +77,7 @@ class _MCRTFineTuner(BaseEstimator):
         device: str = "cpu",
         verbose: int = 0,
         callbacks: list | None = None,
+        accelerator=None,
     ):
         self.checkpoint = checkpoint
         self.trusted = trusted
@@ -102,6 +105,7 @@ class _MCRTFineTuner(BaseEstimator):
         self.device = device
         self.verbose = verbose
         self.callbacks = callbacks
+        self.accelerator = accelerator
 
     # -- hooks for the subclasses ---------------------------------------------------
     def _encode_targets(self, y) -> np.ndarray:
@@ -116,7 +120,8 @@ class _MCRTFineTuner(BaseEstimator):
     # -- training -------------------------------------------------------------------
     def _make_net(self, network, n_train: int, train_split):
         require_images = bool(network.config.use_images)
-        return MCRTNet(
+        net_class, placement = net_class_and_device(self, MCRTNet, AcceleratedMCRTNet)
+        return net_class(
             module=TaskModule(network, self._task),
             criterion=self._criterion(),
             optimizer=torch.optim.AdamW,
@@ -130,8 +135,8 @@ class _MCRTFineTuner(BaseEstimator):
             iterator_valid__collate_fn=CollateRecords(self.pad_to, False, require_images),
             train_split=train_split,
             callbacks=make_callbacks(self, n_train, train_split is not None),
-            device=device_of(self),
             verbose=self.verbose,
+            **placement,
         )
 
     def fit(self, X, y):
@@ -158,7 +163,7 @@ class _MCRTFineTuner(BaseEstimator):
             self.net_ = self._make_net(network, len(X_train), train_split)
             self.net_.fit(X_train, y_train)
             if self.recalibrate_batchnorm:
-                recalibrate_batchnorm(network, X_train, self.batch_size, self.net_.device,
+                recalibrate_batchnorm(network, X_train, self.batch_size, module_device(network),
                                       self.pad_to, bool(network.config.use_images))
         self.config_ = network.config.to_dict()
         self.history_ = self.net_.history
@@ -268,6 +273,10 @@ class MCRTRegressor(RegressorMixin, _MCRTFineTuner):
         0: silent; 1: skorch's epoch table and a progress bar.
     callbacks : list, optional
         Extra skorch callbacks (``(name, callback)`` pairs or callbacks).
+    accelerator : accelerate.Accelerator, optional
+        Train through Hugging Face ``accelerate`` (multi-GPU / multi-node, mixed
+        precision; launch the script with ``accelerate launch``). ``device`` is then
+        left to the accelerator.
 
     Attributes
     ----------
