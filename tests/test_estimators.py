@@ -253,3 +253,17 @@ def test_accelerate_single_cpu_process(aza_records):
     # unwrapped after training: the network is ours again and saves like any other
     assert type(reg.net_.module_).__name__ == "TaskModule"
     assert reg.network_.tasks == ("regression",)
+
+
+def test_absolute_positional_ablation_uses_coordinates(aza_records):
+    import dataclasses
+
+    records, _, _ = aza_records
+    assert records[0].cart_coords.shape == (records[0].n_atoms, 3)
+    enc = MCRTEncoder(**{**SMALL, "positional": "absolute"}, random_state=0).fit()
+    emb = enc.transform(records[:4])
+    assert emb.shape == (4, 32) and np.isfinite(emb).all()
+    moved = [dataclasses.replace(r, cart_coords=r.cart_coords + 5.0) for r in records[:4]]
+    assert not np.allclose(enc.transform(moved), emb)  # MCRTa sees absolute positions
+    with pytest.raises(ValueError):
+        enc.transform([dataclasses.replace(records[0], cart_coords=None)])

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import types
 from pathlib import Path
 
 import numpy as np
@@ -175,12 +174,7 @@ def test_shuffling_invariance_without_relative_positions(positional):
     recs = random_records(3, n_atoms=(5, 10), seed=13)
     rng = np.random.default_rng(1)
     recs = [
-        types.SimpleNamespace(
-            **{f.name: getattr(r, f.name) for f in dataclasses.fields(r)},
-            cart_coords=rng.uniform(0, 6, size=(r.n_atoms, 3)).astype(np.float32),
-            n_atoms=r.n_atoms,
-            has_image=True,
-        )
+        dataclasses.replace(r, cart_coords=rng.uniform(0, 6, size=(r.n_atoms, 3)).astype(np.float32))
         for r in recs
     ]
     base = collate(recs)
@@ -284,15 +278,10 @@ def test_positional_ablations():
     assert not hasattr(model, "dist_MLP_Projector")
     with pytest.raises(ValueError, match="cart_coords"):
         model(batch)
-    # Records carrying Cartesian coordinates (field proposed for MCRTInput).
+    # Records carrying Cartesian coordinates.
     rng = np.random.default_rng(0)
     with_coords = [
-        types.SimpleNamespace(
-            **{f.name: getattr(r, f.name) for f in dataclasses.fields(r)},
-            cart_coords=rng.uniform(0, 6, size=(r.n_atoms, 3)).astype(np.float32),
-            n_atoms=r.n_atoms,
-            has_image=True,
-        )
+        dataclasses.replace(r, cart_coords=rng.uniform(0, 6, size=(r.n_atoms, 3)).astype(np.float32))
         for r in recs
     ]
     b2 = collate(with_coords)

@@ -296,6 +296,7 @@ def featurize_structure(
         edge_vectors=graph.edge_vectors.astype(np.float32),
         line_graph_index=lg_index.astype(np.int64),
         line_graph_cosines=lg_cos.astype(np.float32),
+        cart_coords=np.asarray(structure.cart_coords, dtype=np.float32),
         image=image,
         image_scalars=scalars,
         molecule_ids=labels.get("molecule_ids"),

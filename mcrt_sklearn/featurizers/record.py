@@ -43,6 +43,9 @@ class MCRTInput:
         Line-graph edges (e1, e2): edge e1 ends where edge e2 starts.
     line_graph_cosines : ndarray of float32, shape (T,)
         Cosine of the bond angle between ``-r(e1)`` and ``r(e2)``.
+    cart_coords : ndarray of float32, shape (n, 3), or None
+        Cartesian coordinates (Å) in site order; used by the absolute positional
+        embedding (``positional="absolute"``, MCRTa).
     image : ndarray of float32, shape (2, P, P), or None
         H1 and H2 persistence images.
     image_scalars : ndarray of float32, shape (4,), or None
@@ -65,6 +68,7 @@ class MCRTInput:
     edge_vectors: np.ndarray
     line_graph_index: np.ndarray
     line_graph_cosines: np.ndarray
+    cart_coords: np.ndarray | None = None
     image: np.ndarray | None = None
     image_scalars: np.ndarray | None = None
     molecule_ids: np.ndarray | None = None
