@@ -77,7 +77,7 @@ def main() -> None:
     for size in args.sizes:
         ours = measure(size, None, args.n, args.batch_size, args.threads)
         ref = measure(size, 1023, args.n, args.batch_size, args.threads)
-        for name, (rate, rss, secs, atoms) in (("batch-max", ours), ("pad 1023", ref)):
+        for name, (rate, rss, secs, _) in (("batch-max", ours), ("pad 1023", ref)):
             print(f"{size:6s} {name:10s} {rate:11.2f} {secs:8.1f} {rss:12.0f}")
         print(f"{size:6s} ratio: {ours[0] / ref[0]:.1f}x crystals/s, "
               f"{ref[1] / ours[1]:.1f}x less peak RSS (mean {ours[3]:.0f} atoms per crystal)")

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from synthetic_records import random_records
 
 import mcrt_sklearn
-from mcrt_sklearn.data import collate, random_records
+from mcrt_sklearn.data import collate
 from mcrt_sklearn.errors import CheckpointError
 from mcrt_sklearn.model import MCRT, MCRTConfig, load_checkpoint, save_checkpoint
 from mcrt_sklearn.model.checkpoint import config_from_state_dict

@@ -9,8 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from synthetic_records import random_records
 
-from mcrt_sklearn.data import collate, random_records
+from mcrt_sklearn.data import collate
 from mcrt_sklearn.errors import MissingImageError
 from mcrt_sklearn.model import MCRT, MCRTConfig, attention_rollout, cls_rollout, load_checkpoint
 
