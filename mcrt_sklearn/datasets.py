@@ -34,6 +34,9 @@ __all__ = ["load_dataset", "get_data_home", "DATASETS", "DatasetNotFoundError"]
 logger = logging.getLogger(__name__)
 
 ENV_DATA_HOME = "MCRT_SKLEARN_DATA"
+#: In a development checkout the project's data folder sits beside the repository; it is
+#: read (never written) when neither ``data_home`` nor ``$MCRT_SKLEARN_DATA`` is given.
+CHECKOUT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
 class DatasetNotFoundError(FileNotFoundError):
@@ -331,7 +334,8 @@ def load_dataset(
         that has an ``id`` column.
     data_home : path, optional
         Folder holding the named datasets; default ``$MCRT_SKLEARN_DATA``, then
-        ``~/.cache/mcrt_sklearn``.
+        ``~/.cache/mcrt_sklearn`` (in a development checkout, ``../shared/data`` beside
+        the repository is read when the dataset is not in the cache).
     ids : sequence of str, optional
         Load only these ids (in this order).
     download : bool
@@ -364,6 +368,10 @@ def load_dataset(
     name = str(name_or_dir)
     if name in DATASETS and not candidate.is_dir():
         folder = get_data_home(data_home) / name
+        beside = CHECKOUT_DATA / name
+        if (not (folder / "cifs").is_dir() and data_home is None
+                and not os.environ.get(ENV_DATA_HOME) and (beside / "cifs").is_dir()):
+            folder = beside
         if not (folder / "cifs").is_dir():
             info = DATASETS[name]
             if info.download is None or not download:

@@ -152,3 +152,12 @@ def test_convert_roy_extxyz(shared_data):
     np.testing.assert_allclose(conv_table["relative_energy_kJ_per_mol"], table["relative_energy_kJ_per_mol"])
     for sid, s in zip(ids, structures):
         np.testing.assert_allclose(converted[sid].cart_coords, s.cart_coords, atol=1e-6)
+
+
+def test_checkout_data_is_found_without_configuration(shared_data, monkeypatch, tmp_path):
+    monkeypatch.delenv(datasets.ENV_DATA_HOME, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))  # an empty ~/.cache
+    assert datasets.CHECKOUT_DATA.resolve() == shared_data.resolve()
+    ids, _, _ = load_dataset("x23")
+    assert len(ids) == 23
+    assert not (tmp_path / ".cache").exists()  # read in place, nothing downloaded or copied
