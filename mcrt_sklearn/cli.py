@@ -1,8 +1,4 @@
-"""The ``mcrt-sklearn`` command line.
-
-Subcommands that later work fills in say "not implemented yet" and exit with status 2
-rather than pretend to work.
-"""
+"""The ``mcrt-sklearn`` command line."""
 
 from __future__ import annotations
 
@@ -12,16 +8,6 @@ import sys
 from collections.abc import Sequence
 
 from mcrt_sklearn._version import __version__
-
-NOT_IMPLEMENTED = 2
-
-
-def _not_implemented(name: str):
-    def run(args: argparse.Namespace) -> int:
-        print(f"mcrt-sklearn {name}: not implemented yet", file=sys.stderr)
-        return NOT_IMPLEMENTED
-
-    return run
 
 
 def _cmd_datasets(args: argparse.Namespace) -> int:
@@ -48,14 +34,6 @@ def _cmd_datasets(args: argparse.Namespace) -> int:
     for sid, why in table.attrs.get("skipped", []):
         print(f"left out {sid}: {why}")
     return 0
-
-
-def _cmd_demo(args: argparse.Namespace) -> int:
-    """For now: load the azaphenacene landscape and summarise it (the benchmark comes later)."""
-    args.name = "azaphenacenes"
-    print("mcrt-sklearn demo: the model comparison is not implemented yet; "
-          "summarising the demo dataset instead.\n")
-    return _cmd_datasets(args)
 
 
 COMMANDS = {
@@ -300,8 +278,8 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     return 0
 
 
-#: Subcommands still to be written; they fail with "not implemented yet".
-UNFINISHED = ("benchmark",)
+#: Subcommands whose options live in :mod:`mcrt_sklearn.benchmark`.
+DELEGATED = ("demo", "benchmark")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -313,9 +291,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    p = sub.add_parser("demo", help="the main job on a real dataset (see README)")
-    p.add_argument("--data-home", default=None, help="folder holding the datasets")
-    p.set_defaults(func=_cmd_demo)
+    # demo and benchmark parse their own options (mcrt_sklearn.benchmark)
+    sub.add_parser("demo", add_help=False,
+                   help="the main job: MCRT vs the baselines on azaphenacene lattice energies")
 
     p = sub.add_parser("datasets", help="list the datasets, or summarise one")
     p.add_argument("name", nargs="?", default=None)
@@ -374,13 +352,22 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--seed", type=int, default=0)
         p.set_defaults(func=_cmd_embed if name == "embed" else _cmd_explain)
 
-    for name in UNFINISHED:
-        p = sub.add_parser(name, help=f"{COMMANDS[name]} (not implemented yet)")
-        p.set_defaults(func=_not_implemented(name))
+    sub.add_parser("benchmark", add_help=False, help=COMMANDS["benchmark"])
+
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    verbose = bool(argv) and argv[0] in ("-v", "--verbose")
+    rest = argv[1:] if verbose else argv
+    if rest and rest[0] in DELEGATED:
+        from mcrt_sklearn import benchmark
+
+        logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                            format="%(levelname)s %(name)s: %(message)s")
+        run = benchmark.demo_main if rest[0] == "demo" else benchmark.benchmark_main
+        return int(run(rest[1:]) or 0)
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:

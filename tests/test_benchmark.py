@@ -1,0 +1,275 @@
+"""The benchmark harness: metrics, shared folds, resumability, end-to-end on real crystals.
+
+The end-to-end runs use 20 (and 16) real azaphenacenes with tiny settings: the numbers are
+meaningless, the test checks the plumbing (same folds for every model, files written,
+finished folds skipped on a second call, changed settings re-run).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.stats import spearmanr
+from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
+
+from mcrt_sklearn import benchmark
+from mcrt_sklearn.benchmark import (
+    benchmark_main,
+    default_settings,
+    make_folds,
+    markdown_table,
+    merge_settings,
+    regression_metrics,
+    run_benchmark,
+    top_k_recovery,
+)
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+# --------------------------------------------------------------------------- metrics
+
+
+def test_top_k_recovery_perfect_reversed_and_partial():
+    y = np.arange(20, dtype=float)
+    assert top_k_recovery(y, y, k=10) == 10
+    assert top_k_recovery(y, -y, k=10) == 0  # best predicted are the worst true
+    # lowest 10 true = 0..9; predictions put 3 of them (7, 8, 9) outside the predicted top 10
+    pred = y.copy()
+    pred[[7, 8, 9]] = [50, 51, 52]
+    assert top_k_recovery(y, pred, k=10) == 7
+    assert top_k_recovery(y, pred, k=3) == 3
+
+
+def test_top_k_recovery_direction():
+    y = np.arange(20, dtype=float)
+    pred = y.copy()
+    pred[[7, 8, 9]] = [50, 51, 52]  # now 3 low structures are predicted to be the highest
+    assert top_k_recovery(y, pred, k=10, lower_is_better=False) == 7  # 10..16 of 10..19
+    assert top_k_recovery(y, -y, k=5, lower_is_better=False) == 0
+    assert top_k_recovery(y, y, k=5, lower_is_better=False) == 5
+
+
+def test_top_k_recovery_small_sets_and_errors():
+    assert top_k_recovery([3.0, 1.0, 2.0], [0.0, 5.0, 1.0], k=10) == 3  # k capped at n
+    assert top_k_recovery([3.0, 1.0, 2.0], [0.0, 5.0, 1.0], k=1) == 0  # best true is index 1
+    with pytest.raises(ValueError):
+        top_k_recovery([1.0, 2.0], [1.0], k=1)
+    with pytest.raises(ValueError):
+        top_k_recovery([1.0, 2.0], [1.0, 2.0], k=0)
+
+
+def test_regression_metrics_match_references():
+    rng = np.random.default_rng(0)
+    y = rng.normal(size=40)
+    p = y + rng.normal(scale=0.5, size=40)
+    m = regression_metrics(y, p, k=10)
+    assert m["mae"] == pytest.approx(mean_absolute_error(y, p))
+    assert m["rmse"] == pytest.approx(np.sqrt(mean_squared_error(y, p)))
+    assert m["r2"] == pytest.approx(r2_score(y, p))
+    assert m["spearman"] == pytest.approx(spearmanr(y, p).statistic)
+    assert m["topk"] == top_k_recovery(y, p, 10) and m["k"] == 10 and m["n"] == 40
+    const = regression_metrics(y, np.full_like(y, y.mean()))
+    assert np.isnan(const["spearman"]) and const["r2"] == pytest.approx(0.0)
+
+
+def test_guess_direction():
+    assert benchmark.guess_lower_is_better("lattice_energy_kJ_per_mol")
+    assert benchmark.guess_lower_is_better("relative_energy_kJ_per_mol")
+    assert not benchmark.guess_lower_is_better("electron_mobility_cm2_per_V_s")
+
+
+# --------------------------------------------------------------------------- folds, settings
+
+
+def test_folds_partition_and_groups():
+    folds = make_folds(23, 5, random_state=1)
+    tests = np.concatenate([te for _, te in folds])
+    assert sorted(tests) == list(range(23))
+    for tr, te in folds:
+        assert not set(tr) & set(te) and len(tr) + len(te) == 23
+    assert [list(te) for _, te in make_folds(23, 5, random_state=1)] == [list(te) for _, te in folds]
+    groups = np.repeat(np.arange(6), 4)
+    for tr, te in make_folds(24, 3, groups=groups):
+        assert not set(groups[tr]) & set(groups[te])
+    [(tr, te)] = make_folds(50, "split", random_state=0)
+    assert len(te) == 10 and len(tr) == 40
+    with pytest.raises(ValueError):
+        make_folds(10, 3, groups=np.array([0, 1] * 5))
+
+
+def test_settings_merge_and_cli_overrides():
+    s = merge_settings(default_settings(fast=True), {"finetune": {"max_epochs": 3}, "top_k": 5})
+    assert s["finetune"]["max_epochs"] == 3 and s["finetune"]["lr"] == 1e-3 and s["top_k"] == 5
+    assert default_settings()["mcrt"]["hid_dim"] == 768  # paper default untouched
+    assert default_settings(fast=True)["featurizer"]["image_mode"] == "fast"
+    sets = benchmark._parse_sets(["finetune.max_epochs=20", "target_transform=log10",
+                                  "featurizer.images=false"])
+    assert sets == {"finetune": {"max_epochs": 20}, "target_transform": "log10",
+                    "featurizer": {"images": False}}
+
+
+# --------------------------------------------------------------------------- end to end
+
+TINY = {
+    "max_structures": 20,
+    "featurizer": {"images": False},
+    "pretrain": {"max_structures": 6, "max_epochs": 1},
+    "finetune": {"max_epochs": 1, "batch_size": 10},
+    "RF-SOAP": {"n_estimators": 20},
+}
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """The tiny networks are slower with several threads on a busy machine."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
+def count_builds(monkeypatch):
+    """Counts model constructions (one per fold actually fitted)."""
+    calls = []
+    original = benchmark._ModelFactory.build
+
+    def build(self, name):
+        calls.append(name)
+        return original(self, name)
+
+    monkeypatch.setattr(benchmark._ModelFactory, "build", build)
+    return calls
+
+
+def test_end_to_end_resumable(shared_data, tmp_path, count_builds):
+    kw = dict(models=["RF-SOAP", "MCRTi"], cv=2, fast=True, out_dir=tmp_path,
+              data_home=shared_data, settings=TINY, verbose=False)
+    res = run_benchmark("azaphenacenes", "lattice_energy_kJ_per_mol", **kw)
+    run_dir = tmp_path / "azaphenacenes-lattice_energy_kJ_per_mol"
+    assert res["run_dir"] == str(run_dir)
+    assert sorted(count_builds) == ["MCRTi", "MCRTi", "RF-SOAP", "RF-SOAP"]
+    assert len(res["fitted"]) == 4 and res["skipped"] == []
+
+    stored = json.loads((run_dir / "results.json").read_text())
+    assert stored["n_structures"] == 20 and stored["n_folds"] == 2
+    assert stored["settings"]["finetune"]["max_epochs"] == 1  # settings actually used
+    assert stored["settings"]["featurizer"]["image_mode"] == "fast"
+    assert stored["pretraining"]["without_images"]["n_structures"] == 6
+    for model in ("RF-SOAP", "MCRTi"):
+        e = stored["summary"][model]
+        assert e["n_folds"] == 2 and np.isfinite(e["mae"]["mean"]) and e["mae"]["mean"] > 0
+        assert 0 <= e["topk"]["mean"] <= e["k"]
+    # both models were scored on the same folds
+    folds = json.loads((run_dir / "folds.json").read_text())["folds"]
+    for model in ("RF-SOAP", "MCRTi"):
+        for f in range(2):
+            r = json.loads((run_dir / "folds" / model / f"fold{f}.json").read_text())
+            assert r["test_ids"] == folds[f]["test"]
+            assert r["metrics"]["mae"] == pytest.approx(
+                np.mean(np.abs(np.subtract(r["y_pred"], r["y_true"]))))
+    md = (run_dir / "results.md").read_text()
+    assert "| RF-SOAP |" in md and "| MCRTi |" in md and md == markdown_table(stored) + "\n"
+    for png in ("parity.png", "radar.png"):
+        data = (run_dir / png).read_bytes()
+        assert data[:8] == PNG_MAGIC and len(data) > 5000
+
+    # second run: nothing is fitted again, numbers identical
+    count_builds.clear()
+    again = run_benchmark("azaphenacenes", "lattice_energy_kJ_per_mol", **kw)
+    assert count_builds == [] and again["fitted"] == [] and len(again["skipped"]) == 4
+    assert again["summary"]["MCRTi"]["mae"] == stored["summary"]["MCRTi"]["mae"]
+
+    # a lost fold result is recomputed alone; a changed setting re-runs that model only
+    (run_dir / "folds" / "MCRTi" / "fold1.json").unlink()
+    kw["settings"] = merge_settings(TINY, {"RF-SOAP": {"n_estimators": 10}})
+    third = run_benchmark("azaphenacenes", "lattice_energy_kJ_per_mol", **kw)
+    assert sorted(count_builds) == ["MCRTi", "RF-SOAP", "RF-SOAP"]
+    assert sorted(third["skipped"]) == [("MCRTi", 0)]
+
+
+def test_cli_on_a_folder(shared_data, tmp_path, capsys):
+    """``--data DIR`` with a custom properties.csv, log10 target, grouped split."""
+    src = shared_data / "azaphenacenes"
+    table = pd.read_csv(src / "properties.csv").head(16)
+    data = tmp_path / "mini"
+    (data / "cifs").mkdir(parents=True)
+    for sid in table["id"]:
+        shutil.copy(src / "cifs" / f"{sid}.cif", data / "cifs")
+    table["grp"] = np.arange(16) % 4
+    table.to_csv(data / "properties.csv", index=False)
+    rc = benchmark_main(["--data", str(data), "--target", "electron_mobility_cm2_per_V_s",
+                         "--log10", "--group", "grp", "--cv", "split", "--models", "RF-SOAP",
+                         "--fast", "--set", "RF-SOAP.n_estimators=10", "--out",
+                         str(tmp_path / "out"), "--no-plots"])
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert "| RF-SOAP |" in out and "top-10" in out
+    res = json.loads((tmp_path / "out" / "mini-electron_mobility_cm2_per_V_s-log10" /
+                      "results.json").read_text())
+    assert res["target_transform"] == "log10" and res["lower_is_better"] is False
+    fold = json.loads((tmp_path / "out" / "mini-electron_mobility_cm2_per_V_s-log10" / "folds" /
+                       "RF-SOAP" / "fold0.json").read_text())
+    y = np.log10(table.set_index("id").loc[fold["test_ids"], "electron_mobility_cm2_per_V_s"])
+    assert np.allclose(fold["y_true"], y)
+    test_groups = set(table.set_index("id").loc[fold["test_ids"], "grp"])
+    train_ids = set(table["id"]) - set(fold["test_ids"])
+    assert not test_groups & set(table.set_index("id").loc[sorted(train_ids), "grp"])
+
+
+def test_unknown_model_and_target(shared_data, tmp_path):
+    with pytest.raises(ValueError, match="unknown model"):
+        run_benchmark("azaphenacenes", "lattice_energy_kJ_per_mol", models=["GPT"],
+                      out_dir=tmp_path, data_home=shared_data)
+    with pytest.raises(KeyError, match="not a column"):
+        run_benchmark("azaphenacenes", "nope", models=["RF-SOAP"], out_dir=tmp_path,
+                      data_home=shared_data, settings={"max_structures": 4}, verbose=False)
+
+
+def test_few_shot_splits_are_nested_and_fixed():
+    groups = np.array([0] * 12 + [1] * 5 + [2] * 9)
+    ids = [f"s{i}" for i in range(len(groups))]
+    sp = benchmark.few_shot_splits(ids, groups, shots=(0, 3, 6), min_test=3)
+    assert sorted(sp) == [0, 2]  # group 1 is too small (needs 6 + 3)
+    for g, part in sp.items():
+        members = set(np.flatnonzero(groups == g))
+        assert set(part["pool"]) | set(part["test"]) == members
+        assert not set(part["pool"]) & set(part["test"]) and len(part["pool"]) == 6
+        assert set(part["base"]) == set(range(len(groups))) - members
+    with pytest.raises(ValueError, match="group 1"):
+        benchmark.few_shot_splits(ids, groups, shots=(0, 6), min_test=3, target_groups=[1])
+
+
+def test_few_shot_end_to_end(shared_data, tmp_path, count_builds):
+    src = shared_data / "azaphenacenes"
+    table = pd.read_csv(src / "properties.csv").head(18)
+    data = tmp_path / "mini"
+    (data / "cifs").mkdir(parents=True)
+    for sid in table["id"]:
+        shutil.copy(src / "cifs" / f"{sid}.cif", data / "cifs")
+    table["grp"] = [0] * 6 + [1] * 6 + [2] * 6
+    table.to_csv(data / "properties.csv", index=False)
+    kw = dict(models=["RF-SOAP", "MCRTi"], shots=(0, 2), target_groups=[1], min_test=3,
+              fast=True, out_dir=tmp_path / "out", settings=TINY, verbose=False,
+              pretrain_on=data)
+    res = benchmark.run_few_shot(data, "lattice_energy_kJ_per_mol", "grp", **kw)
+    # MCRTi: one stage-1 model reused for 0 and 2 shots; RF refitted per shot count
+    assert sorted(count_builds) == ["MCRTi", "RF-SOAP", "RF-SOAP"]
+    assert len(res["fitted"]) == 4
+    run_dir = tmp_path / "out" / "mini-lattice_energy_kJ_per_mol"
+    for f in ("few_shot.json", "few_shot.md", "few_shot.png"):
+        assert (run_dir / f).is_file()
+    r0 = json.loads((run_dir / "few_shot" / "MCRTi" / "g1_n0.json").read_text())
+    r2 = json.loads((run_dir / "few_shot" / "MCRTi" / "g1_n2.json").read_text())
+    assert r0["test_ids"] == r2["test_ids"] and len(r0["test_ids"]) == 4
+    assert set(r0["test_ids"]) <= set(table["id"][6:12])
+    count_builds.clear()
+    again = benchmark.run_few_shot(data, "lattice_energy_kJ_per_mol", "grp", **kw)
+    assert count_builds == [] and len(again["skipped"]) == 4
