@@ -8,6 +8,7 @@ that turns lists of :class:`~mcrt_sklearn.featurizers.record.MCRTInput` into bat
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -248,15 +249,10 @@ def device_of(est) -> str:
     return est.device
 
 
+@contextlib.contextmanager
 def seeded(est):
-    """Context manager: torch's global RNG seeded from ``random_state``, restored on exit."""
-    import contextlib
-
-    @contextlib.contextmanager
-    def ctx():
-        with torch.random.fork_rng(devices=[]):
-            if est.random_state is not None:
-                torch.manual_seed(int(est.random_state))
-            yield
-
-    return ctx()
+    """torch's global RNG seeded from ``est.random_state`` inside, restored on exit."""
+    with torch.random.fork_rng(devices=[]):
+        if est.random_state is not None:
+            torch.manual_seed(int(est.random_state))
+        yield
