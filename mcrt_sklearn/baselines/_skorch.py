@@ -20,6 +20,8 @@ from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils.validation import check_is_fitted
 from skorch import NeuralNet
 
+from mcrt_sklearn.schedules import WarmupLinearDecay
+
 logger = logging.getLogger(__name__)
 
 __all__ = [
@@ -84,23 +86,6 @@ class GraphNet(NeuralNet):
         if isinstance(x, GraphBatch):
             return self.module_(**x.to(self.device), **fit_params)
         return super().infer(x, **fit_params)
-
-
-class WarmupLinearDecay:
-    """LambdaLR factor: linear warm-up over ``warmup`` of the steps, then linear decay to 0.
-
-    A class (not a lambda) so that fitted estimators pickle.
-    """
-
-    def __init__(self, total_steps: int, warmup: float = 0.05):
-        self.total_steps = max(int(total_steps), 1)
-        self.warmup_steps = int(round(float(warmup) * self.total_steps))
-
-    def __call__(self, step: int) -> float:
-        if self.warmup_steps > 0 and step < self.warmup_steps:
-            return (step + 1) / self.warmup_steps
-        rest = max(self.total_steps - self.warmup_steps, 1)
-        return max(0.0, (self.total_steps - step) / rest)
 
 
 class GraphRegressorBase(RegressorMixin, BaseEstimator):

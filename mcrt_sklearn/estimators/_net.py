@@ -26,27 +26,11 @@ from mcrt_sklearn.data import batch_to, collate
 from mcrt_sklearn.featurizers.record import MCRTInput
 from mcrt_sklearn.model.checkpoint import load_checkpoint
 from mcrt_sklearn.model.mcrt import MCRT, MCRTConfig
+from mcrt_sklearn.schedules import WarmupLinearDecay
 
 #: Architecture parameters of the estimators, under the reference config names.
 ARCH_PARAMS = ("hid_dim", "num_blocks", "num_heads", "mlp_ratio", "alignn_hidden_dim",
                "alignn_num_conv", "drop_rate", "use_images", "positional")
-
-
-class WarmupLinearSchedule:
-    """LR factor: linear warm-up over ``warmup`` (fraction of steps), then linear decay to 0.
-
-    A picklable callable for ``torch.optim.lr_scheduler.LambdaLR``.
-    """
-
-    def __init__(self, total_steps: int, warmup: float):
-        self.total_steps = max(int(total_steps), 1)
-        self.warmup_steps = int(round(float(warmup) * self.total_steps))
-
-    def __call__(self, step: int) -> float:
-        if step < self.warmup_steps:
-            return (step + 1) / (self.warmup_steps + 1)
-        remaining = self.total_steps - self.warmup_steps
-        return max(0.0, (self.total_steps - step) / max(remaining, 1))
 
 
 class CollatedBatch:
@@ -214,7 +198,7 @@ def make_callbacks(est, n_train: int, has_valid: bool) -> list:
     steps = est.max_epochs * max(1, math.ceil(n_train / est.batch_size))
     callbacks = [
         ("lr_schedule", LRScheduler(policy=torch.optim.lr_scheduler.LambdaLR,
-                                    lr_lambda=WarmupLinearSchedule(steps, est.warmup),
+                                    lr_lambda=WarmupLinearDecay(steps, est.warmup),
                                     step_every="batch")),
     ]
     if has_valid and est.early_stopping:
