@@ -287,20 +287,11 @@ def make_folds(n: int, cv: int | str = 5, groups=None, random_state: int = 0,
 
 def _load_subset(dataset, data_home, max_structures: int | None, seed: int, target: str | None):
     """(ids, structures, table) of a dataset, optionally a seeded random subset."""
-    from mcrt_sklearn.datasets import DATASETS, _properties_table, get_data_home, load_dataset
+    from mcrt_sklearn.datasets import _properties_table, dataset_folder, load_dataset
 
     if max_structures is None:
         return load_dataset(dataset, data_home=data_home)
-    candidate = Path(str(dataset)).expanduser()
-    if candidate.is_dir():
-        folder = candidate
-    elif str(dataset) in DATASETS:
-        folder = get_data_home(data_home) / str(dataset)
-        if not (folder / "cifs").is_dir():
-            load_dataset(dataset, data_home=data_home, ids=[])  # downloads it
-    else:
-        return load_dataset(dataset, data_home=data_home)  # raises the loader's error
-    table = _properties_table(folder)
+    table = _properties_table(dataset_folder(dataset, data_home=data_home))
     if target is not None and target in table:
         table = table[np.isfinite(table[target].astype(float))]
     ids = list(table["id"])

@@ -29,7 +29,7 @@ from pymatgen.core import Lattice, Structure
 from mcrt_sklearn.errors import StructureError
 from mcrt_sklearn.structures import MIN_DISTANCE, read_structure
 
-__all__ = ["load_dataset", "get_data_home", "DATASETS", "DatasetNotFoundError"]
+__all__ = ["load_dataset", "dataset_folder", "get_data_home", "DATASETS", "DatasetNotFoundError"]
 
 logger = logging.getLogger(__name__)
 
@@ -315,6 +315,56 @@ def _find_cif(folder: Path, sid: str) -> Path | None:
     return None
 
 
+def dataset_folder(
+    name_or_dir: str | os.PathLike,
+    data_home: str | os.PathLike | None = None,
+    download: bool = True,
+) -> Path:
+    """The folder holding a dataset's ``cifs/`` and ``properties.csv``.
+
+    A named dataset is looked up in ``data_home`` (see :func:`get_data_home`; in a
+    development checkout ``../shared/data`` is read in place when neither ``data_home``
+    nor ``$MCRT_SKLEARN_DATA`` is set) and downloaded there when missing and
+    downloadable; any other argument must be such a folder.
+
+    Raises
+    ------
+    DatasetNotFoundError
+    """
+    candidate = Path(name_or_dir).expanduser()
+    name = str(name_or_dir)
+    if name in DATASETS and not candidate.is_dir():
+        folder = get_data_home(data_home) / name
+        beside = CHECKOUT_DATA / name
+        if (not (folder / "cifs").is_dir() and data_home is None
+                and not os.environ.get(ENV_DATA_HOME) and (beside / "cifs").is_dir()):
+            folder = beside
+        if not (folder / "cifs").is_dir():
+            info = DATASETS[name]
+            if info.download is None or not download:
+                raise DatasetNotFoundError(
+                    f"dataset {name!r} not found at {folder} and it has no public download; "
+                    f"set data_home= or ${ENV_DATA_HOME} to a folder holding '{name}/cifs'"
+                )
+            logger.info("downloading dataset %r into %s", name, folder)
+            try:
+                info.download(folder)
+            except OSError as exc:
+                raise DatasetNotFoundError(
+                    f"dataset {name!r} not found at {folder} and the download failed: {exc}"
+                ) from exc
+    elif candidate.is_dir():
+        folder = candidate
+    else:
+        raise DatasetNotFoundError(
+            f"{name!r} is neither a known dataset ({', '.join(DATASETS)}) nor a folder"
+        )
+    if not (folder / "cifs").is_dir():
+        raise DatasetNotFoundError(f"{folder} has no cifs/ folder")
+
+    return folder
+
+
 def load_dataset(
     name_or_dir: str | os.PathLike,
     data_home: str | os.PathLike | None = None,
@@ -364,37 +414,7 @@ def load_dataset(
     StructureError
         A structure is unreadable or invalid (names the file).
     """
-    candidate = Path(name_or_dir).expanduser()
-    name = str(name_or_dir)
-    if name in DATASETS and not candidate.is_dir():
-        folder = get_data_home(data_home) / name
-        beside = CHECKOUT_DATA / name
-        if (not (folder / "cifs").is_dir() and data_home is None
-                and not os.environ.get(ENV_DATA_HOME) and (beside / "cifs").is_dir()):
-            folder = beside
-        if not (folder / "cifs").is_dir():
-            info = DATASETS[name]
-            if info.download is None or not download:
-                raise DatasetNotFoundError(
-                    f"dataset {name!r} not found at {folder} and it has no public download; "
-                    f"set data_home= or ${ENV_DATA_HOME} to a folder holding '{name}/cifs'"
-                )
-            logger.info("downloading dataset %r into %s", name, folder)
-            try:
-                info.download(folder)
-            except OSError as exc:
-                raise DatasetNotFoundError(
-                    f"dataset {name!r} not found at {folder} and the download failed: {exc}"
-                ) from exc
-    elif candidate.is_dir():
-        folder = candidate
-    else:
-        raise DatasetNotFoundError(
-            f"{name!r} is neither a known dataset ({', '.join(DATASETS)}) nor a folder"
-        )
-    if not (folder / "cifs").is_dir():
-        raise DatasetNotFoundError(f"{folder} has no cifs/ folder")
-
+    folder = dataset_folder(name_or_dir, data_home=data_home, download=download)
     table = _properties_table(folder)
     if ids is not None:
         wanted = [str(i) for i in ids]

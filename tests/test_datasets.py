@@ -161,3 +161,13 @@ def test_checkout_data_is_found_without_configuration(shared_data, monkeypatch, 
     ids, _, _ = load_dataset("x23")
     assert len(ids) == 23
     assert not (tmp_path / ".cache").exists()  # read in place, nothing downloaded or copied
+
+
+def test_dataset_folder_and_benchmark_subset_use_checkout_data(shared_data, monkeypatch, tmp_path):
+    from mcrt_sklearn.benchmark import _load_subset
+
+    monkeypatch.delenv(datasets.ENV_DATA_HOME, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert datasets.dataset_folder("x23").resolve() == (shared_data / "x23").resolve()
+    ids, structures, table = _load_subset("x23", None, 5, 0, "lattice_energy_dmc_kJ_per_mol")
+    assert len(ids) == len(structures) == len(table) == 5
