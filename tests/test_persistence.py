@@ -217,6 +217,7 @@ def test_diagram_image_uses_diagram_range():
 
 # --------------------------------------------------------------------------- fast mode
 def test_fast_mode_error_bounds():
+    _need_examples()
     sid = "5A_CSP_1"
     ref_img, ref_scalars = _reference(sid)
     image, scalars = compute_persistence_image(_structure(sid), mode="fast")
