@@ -42,14 +42,13 @@ from pathlib import Path
 import numpy as np
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-EXAMPLES = DATA / "mcrt_examples"
-CORPUS = DATA / "pretrain_corpus"
 
 
-def load_records(n_crystals: int):
+def load_records(n_crystals: int, data: Path = DATA):
     """Featurise the benchmark crystals (graph features only) and attach images."""
     from mcrt_sklearn.featurizers.graph import MCRTFeaturizer
 
+    EXAMPLES, CORPUS = data / "mcrt_examples", data / "pretrain_corpus"
     paths = sorted((EXAMPLES / "cifs").glob("*.cif"))
     with open(CORPUS / "properties.csv") as fh:
         for row in csv.DictReader(fh):
@@ -76,20 +75,30 @@ def run_mode(args) -> None:
     """Child process: time one padding mode, write results (JSON) and [CLS] (npy)."""
     import torch
 
-    from mcrt_sklearn.data import collate
+    from mcrt_sklearn.data import batch_to, collate
     from mcrt_sklearn.model import MCRT, MCRTConfig
 
     torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+
+    def sync() -> None:
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+
+    def forward(recs):
+        return model(batch_to(collate(recs, pad_to=pad_to), device))
+
     with open(args.records, "rb") as fh:
         records = pickle.load(fh)
     order = sorted(range(len(records)), key=lambda i: records[i].n_atoms)
     pad_to = None if args.mode == "batch-max" else 1023
     torch.manual_seed(0)
     cfg = MCRTConfig() if not args.tiny else MCRTConfig(num_blocks=2, hid_dim=64, num_heads=4)
-    model = MCRT(cfg).eval()
+    model = MCRT(cfg).eval().to(device)
     # Warm-up (kernel selection, allocator) on the smallest crystal.
     with torch.inference_mode():
-        model(collate([records[order[0]]], pad_to=pad_to))
+        forward([records[order[0]]])
+        sync()
     cls = np.zeros((len(records), cfg.hid_dim), dtype=np.float32)
     wall = cpu = 0.0
     with torch.inference_mode():
@@ -98,12 +107,13 @@ def run_mode(args) -> None:
             batch_wall, batch_cpu = [], []
             for _ in range(args.repeats):
                 t0, c0 = time.perf_counter(), time.process_time()
-                out = model(collate([records[i] for i in idx], pad_to=pad_to))
+                out = forward([records[i] for i in idx])
+                sync()
                 batch_wall.append(time.perf_counter() - t0)
                 batch_cpu.append(time.process_time() - c0)
             wall += min(batch_wall)
             cpu += min(batch_cpu)
-            cls[idx] = out["cls_feats"].numpy()
+            cls[idx] = out["cls_feats"].float().cpu().numpy()
     single = None
     ids = [r.structure_id for r in records]
     if "5A_CSP_1" in ids:
@@ -112,7 +122,8 @@ def run_mode(args) -> None:
         with torch.inference_mode():
             for _ in range(3):
                 t0, c0 = time.perf_counter(), time.process_time()
-                model(collate([rec], pad_to=pad_to))
+                forward([rec])
+                sync()
                 walls.append(time.perf_counter() - t0)
                 cpus.append(time.process_time() - c0)
         single = {"wall_s": min(walls), "cpu_s": min(cpus)}
@@ -124,6 +135,8 @@ def run_mode(args) -> None:
         "cpu_s": cpu,
         "crystals_per_s": len(records) / wall,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_gpu_mb": (torch.cuda.max_memory_allocated(device) / 2**20
+                        if device.type == "cuda" else None),
         "single_62_atoms": single,
     }
     Path(args.out + ".json").write_text(json.dumps(result))
@@ -141,6 +154,10 @@ def main() -> None:
         help="time every batch this many times and keep the fastest (robust to a busy machine)",
     )
     parser.add_argument("--tiny", action="store_true", help="small network (smoke test)")
+    parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    parser.add_argument("--data", type=Path, default=DATA,
+                        help="folder holding mcrt_examples/ and pretrain_corpus/ "
+                             "(default ../shared/data)")
     parser.add_argument("--json", help="also write the summary to this file")
     parser.add_argument("--mode", help=argparse.SUPPRESS)
     parser.add_argument("--records", help=argparse.SUPPRESS)
@@ -151,7 +168,7 @@ def main() -> None:
         return
 
     t0 = time.perf_counter()
-    records, zero_images = load_records(args.n_crystals)
+    records, zero_images = load_records(args.n_crystals, args.data)
     sizes = [r.n_atoms for r in records]
     print(
         f"{len(records)} crystals, {min(sizes)}–{max(sizes)} atoms (mean {np.mean(sizes):.0f}); "
@@ -179,7 +196,7 @@ def main() -> None:
                 out,
             ]
             cmd += ["--batch-size", str(args.batch_size), "--threads", str(args.threads)]
-            cmd += ["--repeats", str(args.repeats)]
+            cmd += ["--repeats", str(args.repeats), "--device", args.device]
             if args.tiny:
                 cmd.append("--tiny")
             subprocess.run(cmd, check=True)
@@ -190,6 +207,7 @@ def main() -> None:
     summary = {
         "model": "tiny (L=2, H=64)" if args.tiny else "full (L=12, H=768, A=12, ALIGNN 256x4)",
         "threads": args.threads,
+        "device": args.device,
         "batch_size": args.batch_size,
         "repeats_min_taken": args.repeats,
         "n_crystals": len(records),
@@ -208,9 +226,10 @@ def main() -> None:
             if single
             else ""
         )
+        gpu = f", peak GPU {res['peak_gpu_mb']:.0f} MB" if res["peak_gpu_mb"] else ""
         print(
             f"{name:>9}: {res['crystals_per_s']:.3f} crystals/s ({res['wall_s']:.1f} s wall, "
-            f"{res['cpu_s']:.1f} s CPU), peak RSS {res['peak_rss_mb']:.0f} MB{extra}"
+            f"{res['cpu_s']:.1f} s CPU), peak RSS {res['peak_rss_mb']:.0f} MB{gpu}{extra}"
         )
     print(
         f"speed-up batch-max vs pad-1023: {summary['speedup_wall']:.1f}x wall, "

@@ -369,8 +369,13 @@ def _pretrain_spec(settings: dict, pretrain_on, use_images: bool) -> dict:
     pt = dict(settings["pretrain"])
     return {"format": _RESULT_FORMAT, "corpus": str(pretrain_on),
             "max_structures": pt.pop("max_structures", None), "seed": settings["seed"],
-            "arch": settings["mcrt"], "train": pt, "featurizer": settings["featurizer"],
+            "arch": settings["mcrt"], "train": pt, "featurizer": _featurizer_spec(settings),
             "use_images": use_images}
+
+
+def _featurizer_spec(settings: dict) -> dict:
+    """Featuriser settings that change the records (``n_jobs`` only changes the speed)."""
+    return {k: v for k, v in settings["featurizer"].items() if k != "n_jobs"}
 
 
 class _Corpus:
@@ -450,7 +455,7 @@ def _model_spec(name: str, settings: dict) -> dict:
     """The settings a model's result depends on (part of its fold-result key)."""
     if name in ("MCRT", "MCRTp", "MCRTi"):
         spec = {"arch": settings["mcrt"], "finetune": settings["finetune"],
-                "featurizer": settings["featurizer"]}
+                "featurizer": _featurizer_spec(settings)}
         if name == "MCRT" or (name == "MCRTi" and settings["MCRTi"].get("pretrained", True)):
             spec["pretrain"] = settings["pretrain"]
             spec["pretrain_on"] = settings.get("_pretrain_on")
