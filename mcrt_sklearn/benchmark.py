@@ -409,14 +409,19 @@ class _Corpus:
         return self._records[use_images]
 
 
+def _pretrain_paths(settings: dict, pretrain_on, cache: Path, use_images: bool
+                    ) -> tuple[dict, Path, Path]:
+    """(spec, checkpoint path, metadata path) of the cached pre-training for ``settings``."""
+    spec = _pretrain_spec(settings, pretrain_on, use_images)
+    ckpt = cache / "pretrain" / f"pretrain-{'img' if use_images else 'noimg'}-{_hash(spec)}.pt"
+    return spec, ckpt, ckpt.with_suffix(".json")
+
+
 def _pretrain_checkpoint(settings: dict, corpus: _Corpus, cache: Path, use_images: bool,
                          device: str, log: Callable[[str], None]) -> tuple[Path, dict]:
     """Pre-train a small MCRT on the corpus once; reuse the cached checkpoint afterwards."""
-    spec = _pretrain_spec(settings, corpus.pretrain_on, use_images)
-    key = _hash(spec)
-    folder = cache / "pretrain"
-    ckpt = folder / f"pretrain-{'img' if use_images else 'noimg'}-{key}.pt"
-    meta_path = ckpt.with_suffix(".json")
+    spec, ckpt, meta_path = _pretrain_paths(settings, corpus.pretrain_on, cache, use_images)
+    folder = ckpt.parent
     if ckpt.is_file() and meta_path.is_file():
         log(f"pre-trained checkpoint found: {ckpt}")
         return ckpt, json.loads(meta_path.read_text())
@@ -485,6 +490,16 @@ class _ModelFactory:
             self.pretrained[use_images] = _pretrain_checkpoint(
                 self.settings, self.corpus, self.cache, use_images, self.device, self.log)
         return self.pretrained[use_images][0]
+
+    def pretraining_metadata(self) -> dict[bool, dict]:
+        """Metadata of the pre-trainings used: made in this call, or cached by an earlier one
+        (when every fold was done before, nothing is pre-trained again)."""
+        out = {ui: meta for ui, (_, meta) in self.pretrained.items()}
+        for ui in (True, False):
+            meta_path = _pretrain_paths(self.settings, self.pretrain_on, self.cache, ui)[2]
+            if ui not in out and meta_path.is_file():
+                out[ui] = json.loads(meta_path.read_text())
+        return out
 
     def build(self, name: str):
         s = self.settings
@@ -735,7 +750,8 @@ def run_benchmark(
         "models": models,
         "pretrain_on": str(pretrain_on) if any(m in ("MCRT", "MCRTi") for m in models) else None,
         "pretraining": {("with_images" if ui else "without_images"): meta
-                        for ui, (_, meta) in factory.pretrained.items()},
+                        for ui, meta in factory.pretraining_metadata().items()
+                        if (ui and "MCRT" in models) or (not ui and "MCRTi" in models)},
         "settings": {k2: v for k2, v in s.items() if not k2.startswith("_")},
         "device": device,
         "summary": summary,
@@ -792,6 +808,7 @@ def summarize(per_model: dict[str, list[dict]]) -> dict:
         entry["k"] = int(min(f["metrics"]["k"] for f in folds))
         fit = np.array([f["fit_seconds"] for f in folds])
         entry["fit_seconds"] = {"mean": float(fit.mean()), "total": float(fit.sum())}
+        entry["devices"] = sorted({str(f.get("device", "?")) for f in folds})
         out[model] = entry
     return out
 
@@ -848,21 +865,23 @@ def markdown_table(results: dict) -> str:
                                      if results.get("fold_sizes") else ""))
         + (f" grouped by `{results['group']}`" if results["group"] else "")
         + f"; top-{k} = {'lowest' if results['lower_is_better'] else 'highest'} values; "
-        + ("reduced CPU settings (`fast`)" if results["settings"].get("fast") else "paper settings")
+        + ("reduced settings (`fast` profile)" if results["settings"].get("fast")
+           else "paper settings")
         + ", persistence images "
         + (f"`{results['settings']['featurizer']['image_mode']}`"
            if results["settings"]["featurizer"].get("images", True) else "off")
         + ".",
         "",
         *(["Settings: " + settings_line(results), ""] if results.get("models") else []),
-        f"| model | MAE | RMSE | R² | Spearman ρ | top-{k} recovered | fit time / fold (s) |",
-        "|---|---|---|---|---|---|---|",
+        f"| model | MAE | RMSE | R² | Spearman ρ | top-{k} recovered | fit time / fold (s) "
+        "| device |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for model, e in summary.items():
         lines.append(
             f"| {model} | {_fmt(e['mae'], 2)} | {_fmt(e['rmse'], 2)} | {_fmt(e['r2'], 3)} | "
             f"{_fmt(e['spearman'], 3)} | {_fmt(e['topk'], 1)} / {e['k']} | "
-            f"{e['fit_seconds']['mean']:.0f} |"
+            f"{e['fit_seconds']['mean']:.0f} | {', '.join(e.get('devices', ['?']))} |"
         )
     return "\n".join(lines)
 
