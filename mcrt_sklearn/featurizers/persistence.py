@@ -33,7 +33,11 @@ the code falls back to gudhi's exact path).
 
 ``mode="fast"`` computes the diagrams of two nested sub-clouds (1/27 and 1/8 of the
 atoms) instead of the full one and extrapolates the image intensity with a bulk + surface
-model (:func:`fast_persistence_image`, whose docstring states its measured error).
+model (:func:`fast_persistence_image`, whose docstring states its measured error). It is
+an approximation for screening, **not** a substitute for the exact images: the image
+range (the [SCL] scalars) is set by a handful of features of the whole 100 Å cloud, which
+a sub-cloud can miss (image cosine below 0.999 for 5 of 30 crystals, and as low as
+0.26; see there).
 
 Measured (2-core machine shared with other jobs, CPU seconds of one process): 5A_CSP_1
 (58,793 points) 3.0-3.4 s in the default exact mode, against 36 s for gudhi's exact
@@ -882,13 +886,22 @@ def fast_persistence_image(
     ``L`` the edge of the region, ``t`` minus its lower bound) fitted to the
     sub-clouds.
 
-    Measured on the six fixture crystals (reference supercell, 100 Å, against
-    ``mode="exact"``): image cosine ≥ 0.9996, scalars equal or within 4 %, total
-    intensity between -3.9 % and -0.2 % (mean -1.6 %), in ~15 % of the exact mode's time
-    (~0.3-0.5 s instead of ~2-4 s per crystal). With ``supercell="cube"`` it is worse
-    (checked on 3 crystals: totals -6.6 %…+1.1 %, and one H2 image with cosine 0.970).
-    The model is generic (no constants fitted to those crystals) but not checked beyond
-    them; use it for screening and large landscapes, not to feed the published
+    Measured against ``mode="exact"`` (reference supercell, 100 Å;
+    ``benchmarks/persistence_speed.py --unseen 24``, result in
+    ``benchmarks/results/persistence_speed_unseen24.json``): on the six fixture crystals
+    image cosine ≥ 0.9996 and total intensity -3.9 %…-0.2 %; over those six plus 24
+    crystals drawn from the pre-training corpus, the azaphenacenes and ROY, cosine ≥ 0.999
+    for 25 of 30 and total intensity within 3 % for 19 of 30 (a bias of about -1.5 %,
+    mostly in H2), at a median 7× less CPU time than the exact mode (~0.3-0.7 s per
+    crystal). Where it fails it fails badly: KUPWOJ H2 total -65 % (cosine 0.91); in a
+    separate draw UHAWUX and roy_29 get cosine 0.26 and 0.29, because their exact H1
+    diagram holds one loop of persistence 86 Å / 26 Å (a loop on the scale of the whole
+    box, there with both supercell conventions) that no sub-cloud contains, so the
+    image's persistence axis is 30-100× too short. Sub-cloud extrapolations with a
+    constant or edge term, or per-pixel, were tried on 19 crystals and were not better.
+    With ``supercell="cube"`` it is worse (19 crystals: cosine down to 0.0002, totals
+    -6.6 %…+38 %). Use it for quick screening of large landscapes only; use the exact
+    mode (~3 s per crystal, parallel with ``n_jobs``) for results and for the published
     checkpoint.
 
     Parameters
