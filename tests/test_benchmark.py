@@ -181,11 +181,16 @@ def test_end_to_end_resumable(shared_data, tmp_path, count_builds):
         data = (run_dir / png).read_bytes()
         assert data[:8] == PNG_MAGIC and len(data) > 5000
 
-    # second run: nothing is fitted again, numbers identical
+    assert "| device |" in md and md.count("| cpu |") == 2
+
+    # second run, with another n_jobs (speed only): nothing is fitted again, numbers
+    # identical, and the cached pre-training is still reported
     count_builds.clear()
-    again = run_benchmark("azaphenacenes", "lattice_energy_kJ_per_mol", **kw)
+    again = run_benchmark("azaphenacenes", "lattice_energy_kJ_per_mol", **{
+        **kw, "settings": merge_settings(TINY, {"featurizer": {"n_jobs": 2}})})
     assert count_builds == [] and again["fitted"] == [] and len(again["skipped"]) == 4
     assert again["summary"]["MCRTi"]["mae"] == stored["summary"]["MCRTi"]["mae"]
+    assert again["pretraining"] == stored["pretraining"]
 
     # a lost fold result is recomputed alone; a changed setting re-runs that model only
     (run_dir / "folds" / "MCRTi" / "fold1.json").unlink()
