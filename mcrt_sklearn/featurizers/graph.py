@@ -31,7 +31,7 @@ __all__ = ["MCRTFeaturizer", "featurize_structure"]
 #: Parameters that only steer how a batch is run (not part of the cache key).
 _RUN_PARAMS = ("n_jobs", "cache_dir", "ignore_errors", "return_errors", "progress")
 #: Bump when the record layout or an algorithm changes (part of the cache key).
-_FORMAT = "mcrt-input-v1"
+_FORMAT = "mcrt-input-v2"  # v2: alpha-value ties decided exactly (persistence)
 
 
 class MCRTFeaturizer(BatchFeaturizerMixin, BaseFeaturizer, TransformerMixin):

@@ -52,6 +52,7 @@ import math
 import os
 import time
 from collections.abc import Sequence
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
@@ -420,15 +421,13 @@ _FLAT_VALUE = 1e30
 
 
 @_njit
-def _alpha_values(x, ev, tv, qv, tri_edges, faces, rel_tol, flat_tol):
-    # Squared alpha filtration values of a Delaunay triangulation of the points x, in
-    # float64 (CGAL/diode semantics): a tetrahedron enters at its squared circumradius; a
-    # triangle (edge) at its own squared circumradius if no opposite vertex of a cofacet
-    # lies strictly inside its smallest circumsphere, else at the smallest value of its
-    # cofacets. rel_tol: relative tolerance of "strictly" (exactly co-spherical periodic
-    # copies are on the sphere). Simplices that are flat to within flat_tol (relative
-    # volume / area) get _FLAT_VALUE: exact arithmetic gives them meaningless ~1e30 values.
-    E = ev.shape[0]
+def _alpha_tets_triangles(x, tv, qv, faces, rel_tol, flat_tol):
+    # Squared circumradii of the tetrahedra and triangles, the triangles' circumcentres,
+    # and which triangles are attached: an opposite vertex of a cofacet lies strictly
+    # inside the triangle's smallest circumsphere. Tests within rel_tol of the sphere
+    # (co-spherical periodic copies) are left undecided and returned as (triangle,
+    # vertex) pairs for an exact test. Simplices flat to within flat_tol (relative volume
+    # / area) get _FLAT_VALUE: exact arithmetic gives them meaningless ~1e30+ values.
     F = tv.shape[0]
     T = qv.shape[0]
     big = 1e30
@@ -471,6 +470,8 @@ def _alpha_values(x, ev, tv, qv, tri_edges, faces, rel_tol, flat_tol):
         ff[s] = min(o[0] * o[0] + o[1] * o[1] + o[2] * o[2], big)
     att = flat_t.copy()
     low = np.full(F, np.inf)
+    und = np.empty((4 * T, 2), np.int64)
+    m = 0
     for t in range(T):
         for k in range(4):
             s = faces[t, k]
@@ -478,8 +479,23 @@ def _alpha_values(x, ev, tv, qv, tri_edges, faces, rel_tol, flat_tol):
                 low[s] = fq[t]
             if not att[s]:
                 d = x[qv[t, k]] - cen[s]
-                if d[0] * d[0] + d[1] * d[1] + d[2] * d[2] < ff[s] * (1.0 - rel_tol):
+                d2 = d[0] * d[0] + d[1] * d[1] + d[2] * d[2]
+                if d2 < ff[s] * (1.0 - rel_tol):
                     att[s] = True
+                elif d2 <= ff[s] * (1.0 + rel_tol):
+                    und[m, 0] = s
+                    und[m, 1] = qv[t, k]
+                    m += 1
+    return fq, ff, att, low, und[:m]
+
+
+@_njit
+def _alpha_edges(x, ev, tv, tri_edges, ff, att, low, rel_tol):
+    # Triangle values (attached: the smallest cofacet value), then the edges' squared
+    # half-lengths and attachment (opposite vertex strictly inside the diametral sphere),
+    # near-ties returned as (edge, vertex) pairs as above.
+    F = tv.shape[0]
+    E = ev.shape[0]
     for s in range(F):
         if att[s] and low[s] < np.inf:
             ff[s] = low[s]
@@ -489,6 +505,8 @@ def _alpha_values(x, ev, tv, qv, tri_edges, faces, rel_tol, flat_tol):
         fe[e] = 0.25 * (d[0] * d[0] + d[1] * d[1] + d[2] * d[2])
     att_e = np.zeros(E, np.bool_)
     low_e = np.full(E, np.inf)
+    und = np.empty((3 * F, 2), np.int64)
+    m = 0
     for s in range(F):
         for k in range(3):
             e = tri_edges[s, k]
@@ -496,14 +514,28 @@ def _alpha_values(x, ev, tv, qv, tri_edges, faces, rel_tol, flat_tol):
                 low_e[e] = ff[s]
             if not att_e[e]:
                 q = tv[s, 2 - k]  # edges are (v0 v1), (v0 v2), (v1 v2)
-                m = 0.5 * (x[ev[e, 0]] + x[ev[e, 1]])
-                d = x[q] - m
-                if d[0] * d[0] + d[1] * d[1] + d[2] * d[2] < fe[e] * (1.0 - rel_tol):
+                mid = 0.5 * (x[ev[e, 0]] + x[ev[e, 1]])
+                d = x[q] - mid
+                d2 = d[0] * d[0] + d[1] * d[1] + d[2] * d[2]
+                if d2 < fe[e] * (1.0 - rel_tol):
                     att_e[e] = True
+                elif d2 <= fe[e] * (1.0 + rel_tol):
+                    und[m, 0] = e
+                    und[m, 1] = q
+                    m += 1
+    return ff, fe, att_e, low_e, und[:m]
+
+
+@_njit
+def _alpha_finish(tv, qv, tri_edges, faces, ff, fq, fe, att_e, low_e):
+    # Attached edges take their smallest cofacet value; then a filtration: faces never
+    # after cofaces (only flat-simplex handling can violate it).
+    E = fe.shape[0]
+    F = tv.shape[0]
+    T = qv.shape[0]
     for e in range(E):
         if att_e[e] and low_e[e] < np.inf:
             fe[e] = low_e[e]
-    # a filtration: faces never after cofaces (only tolerance effects can violate it)
     for s in range(F):
         for k in range(3):
             v = fe[tri_edges[s, k]]
@@ -515,6 +547,63 @@ def _alpha_values(x, ev, tv, qv, tri_edges, faces, rel_tol, flat_tol):
             if v > fq[t]:
                 fq[t] = v
     return fe, ff, fq
+
+
+def _exact_vec(p) -> list[Fraction]:
+    return [Fraction(float(c)) for c in p]
+
+
+def _exactly_inside_diametral_ball(a, b, q) -> bool:
+    """``q`` strictly inside the smallest sphere through ``a`` and ``b`` (exact rationals)."""
+    a, b, q = _exact_vec(a), _exact_vec(b), _exact_vec(q)
+    return sum((qi - ai) * (qi - bi) for ai, bi, qi in zip(a, b, q)) < 0
+
+
+def _exactly_inside_circumsphere(a, b, c, q) -> bool:
+    """``q`` strictly inside the smallest sphere through triangle ``abc`` (exact rationals).
+
+    With ``u = b - a``, ``v = c - a``, ``w = u × v``, the centre is ``a + O / D`` where
+    ``O = (|u|² v - |v|² u) × w`` and ``D = 2 |w|²``; inside ⇔ ``D |q-a|² < 2 (q-a)·O``.
+    """
+    a, b, c, q = _exact_vec(a), _exact_vec(b), _exact_vec(c), _exact_vec(q)
+
+    def sub(p, r):
+        return [pi - ri for pi, ri in zip(p, r)]
+
+    def dot(p, r):
+        return sum(pi * ri for pi, ri in zip(p, r))
+
+    def cross(p, r):
+        return [p[1] * r[2] - p[2] * r[1], p[2] * r[0] - p[0] * r[2], p[0] * r[1] - p[1] * r[0]]
+
+    u, v, qa = sub(b, a), sub(c, a), sub(q, a)
+    w = cross(u, v)
+    nu, nv = dot(u, u), dot(v, v)
+    big_o = cross([nu * vi - nv * ui for ui, vi in zip(u, v)], w)
+    return 2 * dot(w, w) * dot(qa, qa) < 2 * dot(qa, big_o)
+
+
+def _alpha_values(x, ev, tv, qv, tri_edges, faces, rel_tol=1e-10, flat_tol=1e-12):
+    """Squared alpha filtration values of a Delaunay triangulation of the points ``x``.
+
+    CGAL/diode semantics, in float64: a tetrahedron enters at its squared circumradius; a
+    triangle (edge) at its own squared circumradius if no opposite vertex of a cofacet
+    lies strictly inside its smallest circumsphere, else at the smallest value of its
+    cofacets. Periodic copies put many vertices on those spheres up to rounding; tests
+    that float64 cannot decide (within ``rel_tol``) are redone in exact rational
+    arithmetic on the same coordinates, as CGAL's exact kernel does (a relative tolerance
+    alone decided "outside" and gave, e.g., UHAWUX a spurious 86 Å loop).
+    """
+    fq, ff, att, low, und_t = _alpha_tets_triangles(x, tv, qv, faces, rel_tol, flat_tol)
+    for s, q in und_t:
+        if not att[s] and _exactly_inside_circumsphere(x[tv[s, 0]], x[tv[s, 1]],
+                                                       x[tv[s, 2]], x[q]):
+            att[s] = True
+    ff, fe, att_e, low_e, und_e = _alpha_edges(x, ev, tv, tri_edges, ff, att, low, rel_tol)
+    for e, q in und_e:
+        if not att_e[e] and _exactly_inside_diametral_ball(x[ev[e, 0]], x[ev[e, 1]], x[q]):
+            att_e[e] = True
+    return _alpha_finish(tv, qv, tri_edges, faces, ff, fq, fe, att_e, low_e)
 
 
 #: Header of gudhi's simplex-tree serialisation that :func:`_parse` understands.
