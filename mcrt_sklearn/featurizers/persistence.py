@@ -36,8 +36,8 @@ atoms) instead of the full one and extrapolates the image intensity with a bulk 
 model (:func:`fast_persistence_image`, whose docstring states its measured error). It is
 an approximation for screening, **not** a substitute for the exact images: the image
 range (the [SCL] scalars) is set by a handful of features of the whole 100 Å cloud, which
-a sub-cloud can miss (image cosine below 0.999 for 5 of 30 crystals, and as low as
-0.26; see there).
+a sub-cloud can miss (image cosine below 0.999 for 5 of 30 crystals, down to 0.91;
+see there).
 
 Measured (2-core machine shared with other jobs, CPU seconds of one process): 5A_CSP_1
 (58,793 points) 3.0-3.4 s in the default exact mode, against 36 s for gudhi's exact
@@ -724,9 +724,11 @@ def alpha_diagrams(
 
         - ``"delaunay"`` (default): gudhi's Delaunay triangulation with exact predicates
           (``DelaunayComplex(precision="fast")``), then our own float64 alpha values
-          (circumradii, attachment tests with a 1e-10 relative tolerance, exactly flat
-          simplices at 1e30). Same pixels as the reference to ~1e-12 on every fixture
-          crystal, ~5-10x faster than ``"exact"``. Needs numba and gudhi's documented
+          (circumradii; attachment tests in float64, the co-spherical ties it cannot
+          decide redone in exact rational arithmetic; exactly flat simplices at 1e30).
+          Same pixels as the reference to ~1e-12 on every fixture crystal, the same
+          diagrams as ``"exact"`` on unseen crystals with many ties (UHAWUX, roy_29),
+          ~5-10x faster than ``"exact"``. Needs numba and gudhi's documented
           pickle format; otherwise falls back to ``"exact"``.
         - ``"exact"``: ``AlphaComplex(precision="exact")``: the reference's numbers
           (CGAL exact arithmetic), 20-60 s per 100 Å box.
@@ -982,14 +984,14 @@ def fast_persistence_image(
     crystals drawn from the pre-training corpus, the azaphenacenes and ROY, cosine ≥ 0.999
     for 25 of 30 and total intensity within 3 % for 19 of 30 (a bias of about -1.5 %,
     mostly in H2), at a median 7× less CPU time than the exact mode (~0.3-0.7 s per
-    crystal). Where it fails it fails badly: KUPWOJ H2 total -65 % (cosine 0.91); in a
-    separate draw UHAWUX and roy_29 get cosine 0.26 and 0.29, because their exact H1
-    diagram holds one loop of persistence 86 Å / 26 Å (a loop on the scale of the whole
-    box, there with both supercell conventions) that no sub-cloud contains, so the
-    image's persistence axis is 30-100× too short. Sub-cloud extrapolations with a
-    constant or edge term, or per-pixel, were tried on 19 crystals and were not better.
-    With ``supercell="cube"`` it is worse (19 crystals: cosine down to 0.0002, totals
-    -6.6 %…+38 %). Use it for quick screening of large landscapes only; use the exact
+    crystal). Where it fails it fails badly: KUPWOJ H2 total -65 % (cosine 0.91),
+    roy_134 H2 total -9 % (cosine 0.984); in a second draw of 13 crystals UHAWUX gets
+    cosine 0.98 (total -6.5 %, max-persistence scalar off by 21 %). These are crystals
+    whose image range (the [SCL] scalars) or H2 population is set by features of the
+    whole 100 Å cloud that the sub-clouds do not hold. Sub-cloud extrapolations with a
+    constant or edge term, or per pixel, were tried on 19 crystals and were not better.
+    With ``supercell="cube"`` it is worse (measured on 19 crystals before the exact
+    tie rule of :func:`_alpha_values`: cosine down to 0.0002, totals -6.6 %…+38 %). Use it for quick screening of large landscapes only; use the exact
     mode (~3 s per crystal, parallel with ``n_jobs``) for results and for the published
     checkpoint.
 
