@@ -751,7 +751,8 @@ def run_benchmark(
         "pretrain_on": str(pretrain_on) if any(m in ("MCRT", "MCRTi") for m in models) else None,
         "pretraining": {("with_images" if ui else "without_images"): meta
                         for ui, meta in factory.pretraining_metadata().items()
-                        if (ui and "MCRT" in models) or (not ui and "MCRTi" in models)},
+                        if (ui and "MCRT" in models)
+                        or (not ui and "MCRTi" in models and s["MCRTi"].get("pretrained", True))},
         "settings": {k2: v for k2, v in s.items() if not k2.startswith("_")},
         "device": device,
         "summary": summary,
