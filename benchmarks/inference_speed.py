@@ -48,17 +48,17 @@ def load_records(n_crystals: int, data: Path = DATA):
     """Featurise the benchmark crystals (graph features only) and attach images."""
     from mcrt_sklearn.featurizers.graph import MCRTFeaturizer
 
-    EXAMPLES, CORPUS = data / "mcrt_examples", data / "pretrain_corpus"
-    paths = sorted((EXAMPLES / "cifs").glob("*.cif"))
-    with open(CORPUS / "properties.csv") as fh:
+    examples, corpus = data / "mcrt_examples", data / "pretrain_corpus"
+    paths = sorted((examples / "cifs").glob("*.cif"))
+    with open(corpus / "properties.csv") as fh:
         for row in csv.DictReader(fh):
-            paths.append(CORPUS / "cifs" / f"{row['id']}.cif")
+            paths.append(corpus / "cifs" / f"{row['id']}.cif")
     paths = paths[:n_crystals]
     feat = MCRTFeaturizer(images=False)
     records, zero_images = [], []
     for path in paths:
         (rec,) = feat.featurize(str(path))
-        npy = EXAMPLES / "imgs" / f"{path.stem}.npy"
+        npy = examples / "imgs" / f"{path.stem}.npy"
         if npy.exists():
             arr = np.load(npy, allow_pickle=True)
             image = np.asarray(arr[0], dtype=np.float32)

@@ -456,12 +456,17 @@ def _plain(params: dict) -> dict:
     return {k: v for k, v in params.items() if isinstance(v, (str, int, float, bool, type(None)))}
 
 
+def _is_pretrained(name: str, settings: dict) -> bool:
+    """Whether model ``name`` starts from the benchmark's own pre-training."""
+    return name == "MCRT" or (name == "MCRTi" and settings["MCRTi"].get("pretrained", True))
+
+
 def _model_spec(name: str, settings: dict) -> dict:
     """The settings a model's result depends on (part of its fold-result key)."""
     if name in ("MCRT", "MCRTp", "MCRTi"):
         spec = {"arch": settings["mcrt"], "finetune": settings["finetune"],
                 "featurizer": _featurizer_spec(settings)}
-        if name == "MCRT" or (name == "MCRTi" and settings["MCRTi"].get("pretrained", True)):
+        if _is_pretrained(name, settings):
             spec["pretrain"] = settings["pretrain"]
             spec["pretrain_on"] = settings.get("_pretrain_on")
         if name == "MCRTi":
@@ -511,8 +516,7 @@ class _ModelFactory:
             if use_images and not s["featurizer"].get("images", True):
                 raise ValueError(f"{name} uses persistence images but settings['featurizer']"
                                  "['images'] is False; run only MCRTi or enable images")
-            pretrained = name == "MCRT" or (name == "MCRTi" and s["MCRTi"].get("pretrained", True))
-            ckpt = str(self.checkpoint(use_images)) if pretrained else None
+            ckpt = str(self.checkpoint(use_images)) if _is_pretrained(name, s) else None
             est = MCRTRegressor(checkpoint=ckpt, **s["mcrt"], use_images=use_images,
                                 **s["finetune"], random_state=seed, device=self.device)
             return est, self.inputs.records()
@@ -751,8 +755,7 @@ def run_benchmark(
         "pretrain_on": str(pretrain_on) if any(m in ("MCRT", "MCRTi") for m in models) else None,
         "pretraining": {("with_images" if ui else "without_images"): meta
                         for ui, meta in factory.pretraining_metadata().items()
-                        if (ui and "MCRT" in models)
-                        or (not ui and "MCRTi" in models and s["MCRTi"].get("pretrained", True))},
+                        if any(_is_pretrained(m, s) and (m != "MCRTi") == ui for m in models)},
         "settings": {k2: v for k2, v in s.items() if not k2.startswith("_")},
         "device": device,
         "summary": summary,

@@ -562,8 +562,8 @@ def _exactly_inside_diametral_ball(a, b, q) -> bool:
 def _exactly_inside_circumsphere(a, b, c, q) -> bool:
     """``q`` strictly inside the smallest sphere through triangle ``abc`` (exact rationals).
 
-    With ``u = b - a``, ``v = c - a``, ``w = u × v``, the centre is ``a + O / D`` where
-    ``O = (|u|² v - |v|² u) × w`` and ``D = 2 |w|²``; inside ⇔ ``D |q-a|² < 2 (q-a)·O``.
+    With ``u = b - a``, ``v = c - a``, ``w = u × v``, the centre is ``a + O / (2 |w|²)``
+    where ``O = (|u|² v - |v|² u) × w``; inside ⇔ ``|w|² |q-a|² < (q-a)·O``.
     """
     a, b, c, q = _exact_vec(a), _exact_vec(b), _exact_vec(c), _exact_vec(q)
 
@@ -580,7 +580,7 @@ def _exactly_inside_circumsphere(a, b, c, q) -> bool:
     w = cross(u, v)
     nu, nv = dot(u, u), dot(v, v)
     big_o = cross([nu * vi - nv * ui for ui, vi in zip(u, v)], w)
-    return 2 * dot(w, w) * dot(qa, qa) < 2 * dot(qa, big_o)
+    return dot(w, w) * dot(qa, qa) < dot(qa, big_o)
 
 
 def _alpha_values(x, ev, tv, qv, tri_edges, faces, rel_tol=1e-10, flat_tol=1e-12):
