@@ -23,6 +23,10 @@ largest difference between the two modes' [CLS] embeddings, and the time of one
 62-atom crystal (5A_CSP_1) alone (fastest of 3). On a shared machine use
 ``--repeats 2`` or more: each batch's fastest run is kept, which filters out time
 stolen by other processes.
+
+``--flops`` adds one untimed pass per mode under ``torch.utils.flop_counter.FlopCounterMode``
+and prints the floating-point operations of each mode and their ratio. On a compute-bound
+device that ratio is the most a padding change can buy at identical outputs.
 """
 
 from __future__ import annotations
@@ -114,6 +118,15 @@ def run_mode(args) -> None:
             wall += min(batch_wall)
             cpu += min(batch_cpu)
             cls[idx] = out["cls_feats"].float().cpu().numpy()
+    flops = None
+    if args.flops:
+        from torch.utils.flop_counter import FlopCounterMode
+
+        counter = FlopCounterMode(display=False)
+        with torch.inference_mode(), counter:
+            for start in range(0, len(order), args.batch_size):
+                forward([records[i] for i in order[start : start + args.batch_size]])
+        flops = counter.get_total_flops()
     single = None
     ids = [r.structure_id for r in records]
     if "5A_CSP_1" in ids:
@@ -127,6 +140,11 @@ def run_mode(args) -> None:
                 walls.append(time.perf_counter() - t0)
                 cpus.append(time.process_time() - c0)
         single = {"wall_s": min(walls), "cpu_s": min(cpus)}
+        if args.flops:
+            counter = FlopCounterMode(display=False)
+            with torch.inference_mode(), counter:
+                forward([rec])
+            single["flops"] = counter.get_total_flops()
     np.save(args.out + ".npy", cls)
     result = {
         "mode": args.mode,
@@ -138,6 +156,7 @@ def run_mode(args) -> None:
         "peak_gpu_mb": (torch.cuda.max_memory_allocated(device) / 2**20
                         if device.type == "cuda" else None),
         "single_62_atoms": single,
+        "flops": flops,
     }
     Path(args.out + ".json").write_text(json.dumps(result))
 
@@ -154,6 +173,8 @@ def main() -> None:
         help="time every batch this many times and keep the fastest (robust to a busy machine)",
     )
     parser.add_argument("--tiny", action="store_true", help="small network (smoke test)")
+    parser.add_argument("--flops", action="store_true",
+                        help="also count each mode's floating-point operations (one more pass)")
     parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     parser.add_argument("--data", type=Path, default=DATA,
                         help="folder holding mcrt_examples/ and pretrain_corpus/ "
@@ -199,6 +220,8 @@ def main() -> None:
             cmd += ["--repeats", str(args.repeats), "--device", args.device]
             if args.tiny:
                 cmd.append("--tiny")
+            if args.flops:
+                cmd.append("--flops")
             subprocess.run(cmd, check=True)
             results[mode] = json.loads(Path(out + ".json").read_text())
             results[mode]["cls"] = np.load(out + ".npy")
@@ -218,6 +241,10 @@ def main() -> None:
         "speedup_wall": slow["wall_s"] / fast["wall_s"],
         "speedup_cpu": slow["cpu_s"] / fast["cpu_s"],
         "max_abs_cls_difference": diff,
+        "flops_ratio": (slow["flops"] / fast["flops"]) if args.flops else None,
+        "flops_ratio_62_atoms": (slow["single_62_atoms"]["flops"]
+                                 / fast["single_62_atoms"]["flops"])
+        if args.flops and fast["single_62_atoms"] else None,
     }
     for name, res in (("batch-max", fast), ("pad-1023", slow)):
         single = res["single_62_atoms"]
@@ -235,6 +262,14 @@ def main() -> None:
         f"speed-up batch-max vs pad-1023: {summary['speedup_wall']:.1f}x wall, "
         f"{summary['speedup_cpu']:.1f}x CPU time; max |Δ cls| = {diff:.2e}"
     )
+    if args.flops:
+        print(
+            f"floating-point operations: batch-max {fast['flops'] / 1e9:.1f} GFLOP, "
+            f"pad-1023 {slow['flops'] / 1e9:.1f} GFLOP, ratio {summary['flops_ratio']:.1f}x "
+            "(the most padding can buy on a compute-bound device)"
+        )
+        if summary["flops_ratio_62_atoms"]:
+            print(f"62-atom crystal alone: FLOP ratio {summary['flops_ratio_62_atoms']:.1f}x")
     if args.json:
         Path(args.json).write_text(json.dumps(summary, indent=1))
 
