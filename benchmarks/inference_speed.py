@@ -118,15 +118,19 @@ def run_mode(args) -> None:
             wall += min(batch_wall)
             cpu += min(batch_cpu)
             cls[idx] = out["cls_feats"].float().cpu().numpy()
-    flops = None
-    if args.flops:
+    def count_flops(batches) -> int:
         from torch.utils.flop_counter import FlopCounterMode
 
         counter = FlopCounterMode(display=False)
         with torch.inference_mode(), counter:
-            for start in range(0, len(order), args.batch_size):
-                forward([records[i] for i in order[start : start + args.batch_size]])
-        flops = counter.get_total_flops()
+            for recs in batches:
+                forward(recs)
+        return counter.get_total_flops()
+
+    flops = None
+    if args.flops:
+        flops = count_flops([[records[i] for i in order[start : start + args.batch_size]]
+                             for start in range(0, len(order), args.batch_size)])
     single = None
     ids = [r.structure_id for r in records]
     if "5A_CSP_1" in ids:
@@ -141,10 +145,7 @@ def run_mode(args) -> None:
                 cpus.append(time.process_time() - c0)
         single = {"wall_s": min(walls), "cpu_s": min(cpus)}
         if args.flops:
-            counter = FlopCounterMode(display=False)
-            with torch.inference_mode(), counter:
-                forward([rec])
-            single["flops"] = counter.get_total_flops()
+            single["flops"] = count_flops([[rec]])
     np.save(args.out + ".npy", cls)
     result = {
         "mode": args.mode,
