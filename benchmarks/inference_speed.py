@@ -105,9 +105,10 @@ def run_mode(args) -> None:
         sync()
     cls = np.zeros((len(records), cfg.hid_dim), dtype=np.float32)
     wall = cpu = 0.0
+    batches = [order[start : start + args.batch_size]
+               for start in range(0, len(order), args.batch_size)]
     with torch.inference_mode():
-        for start in range(0, len(order), args.batch_size):
-            idx = order[start : start + args.batch_size]
+        for idx in batches:
             batch_wall, batch_cpu = [], []
             for _ in range(args.repeats):
                 t0, c0 = time.perf_counter(), time.process_time()
@@ -118,23 +119,22 @@ def run_mode(args) -> None:
             wall += min(batch_wall)
             cpu += min(batch_cpu)
             cls[idx] = out["cls_feats"].float().cpu().numpy()
-    def count_flops(batches) -> int:
+
+    def count_flops(index_batches) -> int:
         from torch.utils.flop_counter import FlopCounterMode
 
         counter = FlopCounterMode(display=False)
         with torch.inference_mode(), counter:
-            for recs in batches:
-                forward(recs)
+            for idx in index_batches:
+                forward([records[i] for i in idx])
         return counter.get_total_flops()
 
-    flops = None
-    if args.flops:
-        flops = count_flops([[records[i] for i in order[start : start + args.batch_size]]
-                             for start in range(0, len(order), args.batch_size)])
+    flops = count_flops(batches) if args.flops else None
     single = None
     ids = [r.structure_id for r in records]
     if "5A_CSP_1" in ids:
-        rec = records[ids.index("5A_CSP_1")]
+        single_idx = ids.index("5A_CSP_1")
+        rec = records[single_idx]
         walls, cpus = [], []
         with torch.inference_mode():
             for _ in range(3):
@@ -145,7 +145,7 @@ def run_mode(args) -> None:
                 cpus.append(time.process_time() - c0)
         single = {"wall_s": min(walls), "cpu_s": min(cpus)}
         if args.flops:
-            single["flops"] = count_flops([[rec]])
+            single["flops"] = count_flops([[single_idx]])
     np.save(args.out + ".npy", cls)
     result = {
         "mode": args.mode,
