@@ -991,9 +991,9 @@ def fast_persistence_image(
     whole 100 Å cloud that the sub-clouds do not hold. Sub-cloud extrapolations with a
     constant or edge term, or per pixel, were tried on 19 crystals and were not better.
     With ``supercell="cube"`` it is worse (measured on 19 crystals before the exact
-    tie rule of :func:`_alpha_values`: cosine down to 0.0002, totals -6.6 %…+38 %). Use it for quick screening of large landscapes only; use the exact
-    mode (~3 s per crystal, parallel with ``n_jobs``) for results and for the published
-    checkpoint.
+    tie rule of :func:`_alpha_values`: cosine down to 0.0002, totals -6.6 %…+38 %). Use
+    it for quick screening of large landscapes only; use the exact mode (~3 s per
+    crystal, parallel with ``n_jobs``) for results and for the published checkpoint.
 
     Parameters
     ----------
