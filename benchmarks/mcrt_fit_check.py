@@ -2,11 +2,12 @@
 
 A model whose *training* MAE is close to that of predicting the training mean is
 underfitting: its test error says nothing about the representation, only that training
-was too short or too small. This script fine-tunes ``MCRTRegressor`` with the settings
-of ``mcrt-sklearn benchmark`` (the ``--fast`` CPU profile unless ``--full``; change any
-of them with ``--set``) on one fold of a dataset and prints, for each number of epochs
-asked for, the MAE on the training and test parts next to the MAE of the training mean,
-and the spread of the predictions next to that of the targets.
+was too short or too small. This script fine-tunes ``MCRTRegressor`` (no pre-training,
+as MCRTp) with the settings of ``mcrt-sklearn benchmark`` (the ``--fast`` CPU profile
+unless ``--full``; change any of them with ``--set``) on one fold of a dataset and
+prints, for each number of epochs asked for, the MAE on the training and test parts next
+to the MAE of the training mean, and the spread of the predictions next to that of the
+targets. Results depend slightly on the number of torch threads (``--threads``).
 
     python benchmarks/mcrt_fit_check.py --dataset roy --target relative_energy_kJ_per_mol \
         --epochs 8 30
@@ -22,12 +23,14 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
 import numpy as np
 
 
 def main(argv=None) -> None:
     from mcrt_sklearn.benchmark import (
+        _Inputs,
         _parse_sets,
         _target_values,
         default_settings,
@@ -36,7 +39,6 @@ def main(argv=None) -> None:
     )
     from mcrt_sklearn.datasets import load_dataset
     from mcrt_sklearn.estimators.regressor import MCRTRegressor
-    from mcrt_sklearn.featurizers.graph import MCRTFeaturizer
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--dataset", required=True)
@@ -70,12 +72,10 @@ def main(argv=None) -> None:
     if args.n_train:
         tr = tr[: args.n_train]
 
-    fz = dict(s["featurizer"])
-    images = fz.pop("images", True)
+    both = np.concatenate([tr, te])
     t = time.perf_counter()
-    records = MCRTFeaturizer(images=images, cache_dir=f"{args.cache}/features", **fz).transform(
-        [structures[i] for i in np.concatenate([tr, te])],
-        ids=[ids[i] for i in np.concatenate([tr, te])])
+    records = _Inputs([ids[i] for i in both], [structures[i] for i in both], s,
+                      Path(args.cache)).records()
     print(f"{args.dataset}: fold {args.fold} of {args.cv}, {len(tr)} train / {len(te)} test, "
           f"features {time.perf_counter() - t:.0f} s")
     x_tr, x_te = records[: len(tr)], records[len(tr):]
