@@ -11,7 +11,8 @@
   same settings), so a long run can be stopped and finished later;
 - metrics per fold and mean ± std: MAE, RMSE, R², Spearman ρ and top-k recovery (how many
   of the k best true structures are among the k best predicted; "best" = lowest for
-  energies, highest otherwise unless told);
+  energies, highest otherwise unless told) and, for grouped runs, the mean Spearman ρ
+  inside each test group (:func:`within_group_spearman`);
 - ``results.json`` (every setting actually used, next to the numbers), ``results.md``
   (Markdown table), ``parity.png`` and ``radar.png``.
 
@@ -48,6 +49,7 @@ __all__ = [
     "default_settings",
     "top_k_recovery",
     "regression_metrics",
+    "within_group_spearman",
     "make_folds",
     "run_benchmark",
     "run_few_shot",
@@ -64,8 +66,10 @@ logger = logging.getLogger(__name__)
 MODELS = ("MCRT", "MCRTp", "MCRTi", "RF-SOAP", "KRR-SOAP", "CGCNN", "ALIGNN", "CrystalTwins")
 #: Metric keys, in table order.
 METRICS = ("mae", "rmse", "r2", "spearman", "topk")
+#: Metrics reported only where they apply (grouped runs: ρ inside each test group).
+OPTIONAL_METRICS = ("spearman_within_group",)
 METRIC_LABELS = {"mae": "MAE", "rmse": "RMSE", "r2": "R²", "spearman": "Spearman ρ",
-                 "topk": "top-{k}"}
+                 "topk": "top-{k}", "spearman_within_group": "ρ within group"}
 #: Bump when the meaning of a stored fold result changes (part of every result key).
 _RESULT_FORMAT = "mcrt-benchmark-v1"
 
@@ -130,6 +134,45 @@ def regression_metrics(y_true, y_pred, k: int = 10, lower_is_better: bool = True
         "k": int(min(k, y_true.size)),
         "n": int(y_true.size),
     }
+
+
+def within_group_spearman(y_true, y_pred, groups, min_size: int = 5) -> tuple[float, int]:
+    """Mean Spearman ρ inside each group: how well the packings of one molecule are ranked.
+
+    In a grouped benchmark (e.g. one group per molecule's CSP landscape) the overall ρ is
+    dominated by the offsets between groups; this metric asks what a CSP user asks —
+    are the structures of one landscape put in the right order?
+
+    Parameters
+    ----------
+    y_true, y_pred : array-like of shape (n,)
+    groups : array-like of shape (n,)
+        Group label of each structure.
+    min_size : int
+        Groups with fewer structures, or with constant ``y_true``, are left out.
+
+    Returns
+    -------
+    (mean ρ, number of groups used)
+        A group whose predictions are constant counts as ρ = 0 (it ranks nothing). NaN
+        and 0 when no group qualifies.
+    """
+    from scipy.stats import spearmanr
+
+    y_true = np.asarray(y_true, dtype=float).reshape(-1)
+    y_pred = np.asarray(y_pred, dtype=float).reshape(-1)
+    groups = np.asarray(groups).reshape(-1)
+    if not y_true.shape == y_pred.shape == groups.shape:
+        raise ValueError(f"need equal shapes; got {y_true.shape}, {y_pred.shape} and "
+                         f"{groups.shape}")
+    rhos = []
+    for g in np.unique(groups):
+        member = groups == g
+        t, p = y_true[member], y_pred[member]
+        if t.size < min_size or np.ptp(t) == 0:
+            continue
+        rhos.append(0.0 if np.ptp(p) == 0 else float(spearmanr(t, p).statistic))
+    return (float(np.mean(rhos)) if rhos else float("nan")), len(rhos)
 
 
 def guess_lower_is_better(target: str) -> bool:
@@ -737,6 +780,15 @@ def run_benchmark(
                 f"R² {metrics['r2']:.3f}  ρ {metrics['spearman']:.3f}  "
                 f"top-{metrics['k']} {metrics['topk']}/{metrics['k']}  (fit {t_fit:.0f} s)")
 
+    if groups is not None:
+        # computed from the stored predictions, so folds run before this metric get it too
+        group_of = dict(zip(ids, groups, strict=True))
+        for results_of_model in per_model.values():
+            for r in results_of_model:
+                rho, n_groups = within_group_spearman(
+                    r["y_true"], r["y_pred"], [group_of[i] for i in r["test_ids"]])
+                r["metrics"] = {**r["metrics"], "spearman_within_group": rho,
+                                "n_groups_ranked": n_groups}
     summary = summarize(per_model)
     results = {
         "format": _RESULT_FORMAT,
@@ -803,7 +855,8 @@ def summarize(per_model: dict[str, list[dict]]) -> dict:
         if not folds:
             continue
         entry: dict[str, Any] = {"n_folds": len(folds)}
-        for m in METRICS:
+        optional = [m for m in OPTIONAL_METRICS if all(m in f["metrics"] for f in folds)]
+        for m in (*METRICS, *optional):
             vals = np.array([f["metrics"][m] for f in folds], dtype=float)
             finite = vals[np.isfinite(vals)]
             entry[m] = {"mean": float(finite.mean()) if finite.size else float("nan"),
@@ -860,6 +913,8 @@ def markdown_table(results: dict) -> str:
     """The comparison table (mean ± std over folds) in Markdown, with the run's settings."""
     summary = results["summary"]
     k = results["top_k"]
+    has_within = bool(summary) and all("spearman_within_group" in e for e in summary.values())
+    within_col = " ρ within group |" if has_within else ""
     t = results["target"] + (f" ({results['target_transform']})" if results["target_transform"]
                              else "")
     lines = [
@@ -877,16 +932,20 @@ def markdown_table(results: dict) -> str:
         + ".",
         "",
         *(["Settings: " + settings_line(results), ""] if results.get("models") else []),
-        f"| model | MAE | RMSE | R² | Spearman ρ | top-{k} recovered | fit time / fold (s) "
-        "| device |",
-        "|---|---|---|---|---|---|---|---|",
+        f"| model | MAE | RMSE | R² | Spearman ρ |{within_col} top-{k} recovered "
+        "| fit time / fold (s) | device |",
+        "|---|---|---|---|---|" + "---|" * has_within + "---|---|---|",
     ]
     for model, e in summary.items():
+        w = f" {_fmt(e['spearman_within_group'], 3)} |" if has_within else ""
         lines.append(
             f"| {model} | {_fmt(e['mae'], 2)} | {_fmt(e['rmse'], 2)} | {_fmt(e['r2'], 3)} | "
-            f"{_fmt(e['spearman'], 3)} | {_fmt(e['topk'], 1)} / {e['k']} | "
+            f"{_fmt(e['spearman'], 3)} |{w} {_fmt(e['topk'], 1)} / {e['k']} | "
             f"{e['fit_seconds']['mean']:.0f} | {', '.join(e.get('devices', ['?']))} |"
         )
+    if has_within:
+        lines += ["", "ρ within group: mean Spearman ρ inside each test group with ≥ 5 "
+                  "structures (constant predictions count as 0), then mean ± std over folds."]
     return "\n".join(lines)
 
 

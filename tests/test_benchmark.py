@@ -25,7 +25,9 @@ from mcrt_sklearn.benchmark import (
     merge_settings,
     regression_metrics,
     run_benchmark,
+    summarize,
     top_k_recovery,
+    within_group_spearman,
 )
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -75,6 +77,52 @@ def test_regression_metrics_match_references():
     assert m["topk"] == top_k_recovery(y, p, 10) and m["k"] == 10 and m["n"] == 40
     const = regression_metrics(y, np.full_like(y, y.mean()))
     assert np.isnan(const["spearman"]) and const["r2"] == pytest.approx(0.0)
+
+
+def test_within_group_spearman_ranks_inside_groups_only():
+    rng = np.random.default_rng(1)
+    groups = np.repeat([0, 1, 2], 6)
+    y = rng.normal(size=18) + 10.0 * groups
+    # right order inside every group, group offsets reversed: overall ρ < 0, within ρ = 1
+    p = y - 20.0 * groups
+    assert spearmanr(y, p).statistic < 0
+    assert within_group_spearman(y, p, groups) == (pytest.approx(1.0), 3)
+    assert within_group_spearman(y, -p, groups) == (pytest.approx(-1.0), 3)
+    # constant predictions in one group count as 0; a group below min_size is left out
+    flat = p.copy()
+    flat[groups == 2] = 3.0
+    assert within_group_spearman(y, flat, groups) == (pytest.approx(2.0 / 3.0), 3)
+    small = np.where(np.arange(18) < 3, 9, groups)  # group 9: 3 structures; group 0: 3 left
+    assert within_group_spearman(y, p, small)[1] == 2
+    # constant truth in a group leaves it out; no qualifying group gives NaN and 0
+    y_const = y.copy()
+    y_const[groups == 1] = 1.0
+    assert within_group_spearman(y_const, p, groups)[1] == 2
+    rho, n = within_group_spearman(y[:4], p[:4], groups[:4])
+    assert np.isnan(rho) and n == 0
+    with pytest.raises(ValueError, match="equal shapes"):
+        within_group_spearman(y, p, groups[:-1])
+
+
+def test_table_shows_within_group_column_only_when_every_model_has_it():
+    def fold(rho=None):
+        m = {"mae": 1.0, "rmse": 1.5, "r2": 0.1, "spearman": 0.2, "topk": 3, "k": 10, "n": 20}
+        if rho is not None:
+            m["spearman_within_group"] = rho
+        return {"metrics": m, "fit_seconds": 1.0, "device": "cpu"}
+
+    results = {"dataset": "d", "target": "t", "target_transform": None, "n_structures": 40,
+               "n_folds": 2, "group": "g", "top_k": 10, "lower_is_better": True,
+               "settings": {"fast": True, "featurizer": {"image_mode": "fast"}}, "models": []}
+    grouped = summarize({"A": [fold(0.5), fold(0.1)], "B": [fold(-0.2), fold(0.0)]})
+    assert grouped["A"]["spearman_within_group"]["mean"] == pytest.approx(0.3)
+    table = markdown_table({**results, "summary": grouped})
+    assert "ρ within group" in table.splitlines()[2]
+    assert "| A | 1.00 | 1.50 | 0.100 | 0.200 | 0.300 ± 0.200 | 3.0 / 10 |" in table
+    assert all(line.count("|") == 10 for line in table.splitlines()[2:6])
+    plain = summarize({"A": [fold(0.5), fold()]})  # one fold lacks it: no column
+    assert "spearman_within_group" not in plain["A"]
+    assert "within group" not in markdown_table({**results, "summary": plain})
 
 
 def test_guess_direction():
@@ -220,6 +268,7 @@ def test_cli_on_a_folder(shared_data, tmp_path, capsys):
     res = json.loads((tmp_path / "out" / "mini-electron_mobility_cm2_per_V_s-log10" /
                       "results.json").read_text())
     assert res["target_transform"] == "log10" and res["lower_is_better"] is False
+    assert "spearman_within_group" in res["summary"]["RF-SOAP"]  # grouped run
     fold = json.loads((tmp_path / "out" / "mini-electron_mobility_cm2_per_V_s-log10" / "folds" /
                        "RF-SOAP" / "fold0.json").read_text())
     y = np.log10(table.set_index("id").loc[fold["test_ids"], "electron_mobility_cm2_per_V_s"])
