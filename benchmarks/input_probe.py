@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 
 import numpy as np
 
@@ -101,43 +100,18 @@ def probe_scores(X: np.ndarray, y: np.ndarray, tr: np.ndarray, te: np.ndarray
 
 
 def main(argv=None) -> None:
-    from mcrt_sklearn.benchmark import (
-        _Inputs,
-        _parse_sets,
-        _target_values,
-        default_settings,
-        make_folds,
-        merge_settings,
-    )
-    from mcrt_sklearn.datasets import load_dataset
+    from _one_fold import add_fold_arguments, load_fold
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--dataset", required=True)
-    p.add_argument("--target", required=True)
-    p.add_argument("--log10", action="store_true", help="probe log10 of the target")
-    p.add_argument("--group", default=None, help="column for GroupKFold (as the benchmark)")
-    p.add_argument("--cv", type=int, default=5)
-    p.add_argument("--fold", type=int, default=0)
-    p.add_argument("--full", action="store_true", help="paper-size settings, not --fast")
-    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE")
-    p.add_argument("--data-home", default=None)
-    p.add_argument("--cache", default="input_probe_cache",
-                   help="the benchmark's cache folder (its features are reused)")
+    add_fold_arguments(p, cache_default="input_probe_cache")
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args(argv)
 
     import torch
 
     torch.set_num_threads(args.threads)
-    s = merge_settings(default_settings(fast=not args.full), _parse_sets(args.set))
-    ids, structures, table = load_dataset(args.dataset, data_home=args.data_home)
-    y = _target_values(table, args.target, "log10" if args.log10 else None)
-    keep = np.flatnonzero(np.isfinite(y))
-    groups = table[args.group].to_numpy()[keep] if args.group else None
-    tr, te = make_folds(len(keep), args.cv, groups, s["seed"])[args.fold]
-    records = _Inputs([ids[i] for i in keep], [structures[i] for i in keep], s,
-                      Path(args.cache)).records()
-    y = y[keep]
+    fold = load_fold(args)
+    s, records, y, tr, te = fold.settings, fold.records, fold.y, fold.train, fold.test
 
     features = {
         "persistence images + [SCL] scalars": np.array(

@@ -23,38 +23,20 @@ from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 
 import numpy as np
 
 
 def main(argv=None) -> None:
-    from mcrt_sklearn.benchmark import (
-        _Inputs,
-        _parse_sets,
-        _target_values,
-        default_settings,
-        make_folds,
-        merge_settings,
-    )
-    from mcrt_sklearn.datasets import load_dataset
+    from _one_fold import add_fold_arguments, load_fold
+
     from mcrt_sklearn.estimators.regressor import MCRTRegressor
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--dataset", required=True)
-    p.add_argument("--target", required=True)
-    p.add_argument("--log10", action="store_true", help="fit log10 of the target")
-    p.add_argument("--group", default=None, help="column for GroupKFold (as the benchmark)")
-    p.add_argument("--cv", type=int, default=5)
-    p.add_argument("--fold", type=int, default=0)
+    add_fold_arguments(p, cache_default="mcrt_fit_check_cache")
     p.add_argument("--epochs", type=int, nargs="+", default=[8, 30])
     p.add_argument("--n-train", type=int, default=None,
                    help="fine-tune on the first N training structures only")
-    p.add_argument("--full", action="store_true", help="paper-size settings, not --fast")
-    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                   help="override a benchmark setting, e.g. finetune.lr=3e-4")
-    p.add_argument("--data-home", default=None)
-    p.add_argument("--cache", default="mcrt_fit_check_cache")
     p.add_argument("--threads", type=int, default=None)
     args = p.parse_args(argv)
 
@@ -62,24 +44,14 @@ def main(argv=None) -> None:
         import torch
 
         torch.set_num_threads(args.threads)
-    s = merge_settings(default_settings(fast=not args.full), _parse_sets(args.set))
-    ids, structures, table = load_dataset(args.dataset, data_home=args.data_home)
-    y = _target_values(table, args.target, "log10" if args.log10 else None)
-    keep = np.flatnonzero(np.isfinite(y))
-    groups = table[args.group].to_numpy()[keep] if args.group else None
-    tr, te = make_folds(len(keep), args.cv, groups, s["seed"])[args.fold]
-    tr, te = keep[tr], keep[te]
-    if args.n_train:
-        tr = tr[: args.n_train]
-
-    both = np.concatenate([tr, te])
     t = time.perf_counter()
-    records = _Inputs([ids[i] for i in both], [structures[i] for i in both], s,
-                      Path(args.cache)).records()
-    print(f"{args.dataset}: fold {args.fold} of {args.cv}, {len(tr)} train / {len(te)} test, "
-          f"features {time.perf_counter() - t:.0f} s")
-    x_tr, x_te = records[: len(tr)], records[len(tr):]
-    y_tr, y_te = y[tr], y[te]
+    fold = load_fold(args, n_train=args.n_train)
+    s = fold.settings
+    print(f"{args.dataset}: fold {args.fold} of {args.cv}, {len(fold.train)} train / "
+          f"{len(fold.test)} test, features {time.perf_counter() - t:.0f} s")
+    x_tr = [fold.records[i] for i in fold.train]
+    x_te = [fold.records[i] for i in fold.test]
+    y_tr, y_te = fold.y[fold.train], fold.y[fold.test]
 
     def mae(a, b) -> float:
         return float(np.mean(np.abs(np.asarray(a) - np.asarray(b))))
