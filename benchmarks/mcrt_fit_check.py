@@ -3,7 +3,7 @@
 A model whose *training* MAE is close to that of predicting the training mean is
 underfitting: its test error says nothing about the representation, only that training
 was too short or too small. This script fine-tunes ``MCRTRegressor`` (no pre-training,
-as MCRTp) with the settings of ``mcrt-sklearn benchmark`` (the ``--fast`` CPU profile
+as MCRTp, or from ``--checkpoint``, as MCRT) with the settings of ``mcrt-sklearn benchmark`` (the ``--fast`` CPU profile
 unless ``--full``; change any of them with ``--set``) on one fold of a dataset and
 prints, for each number of epochs asked for, the MAE on the training and test parts next
 to the MAE of the training mean, and the spread of the predictions next to that of the
@@ -37,6 +37,9 @@ def main(argv=None) -> None:
     p.add_argument("--epochs", type=int, nargs="+", default=[8, 30])
     p.add_argument("--n-train", type=int, default=None,
                    help="fine-tune on the first N training structures only")
+    p.add_argument("--checkpoint", default=None,
+                   help="fine-tune from this (pre-trained) checkpoint, as MCRT; default: "
+                        "a fresh network, as MCRTp")
     p.add_argument("--threads", type=int, default=None)
     args = p.parse_args(argv)
 
@@ -61,7 +64,8 @@ def main(argv=None) -> None:
           "| std(pred train) | std(y train) | fit (s) |")
     print("|---|---|---|---|---|---|---|---|")
     for epochs in args.epochs:
-        est = MCRTRegressor(**s["mcrt"], **{**s["finetune"], "max_epochs": epochs},
+        est = MCRTRegressor(checkpoint=args.checkpoint, **s["mcrt"],
+                            **{**s["finetune"], "max_epochs": epochs},
                             random_state=s["seed"], device="cpu")
         t = time.perf_counter()
         est.fit(x_tr, y_tr)
