@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import time
+import warnings
 
 import numpy as np
 
@@ -41,12 +42,10 @@ def pooled_angles(record) -> np.ndarray:
     a = np.asarray(record.angle_features, dtype=np.float64)
     missing = a <= MISSING_ANGLE + 1.0
     present = np.where(missing, np.nan, a)
-    counts = (~missing).sum(axis=0)
-    with np.errstate(invalid="ignore"):
-        mean = np.where(counts > 0, np.nansum(present, 0) / np.maximum(counts, 1), 0.0)
-        var = np.where(counts > 0, np.nansum((present - mean) ** 2, 0) / np.maximum(counts, 1),
-                       0.0)
-    return np.concatenate([mean, np.sqrt(var), missing.mean(axis=0)])
+    with warnings.catch_warnings():  # an all-missing column: NaN, reported as 0
+        warnings.simplefilter("ignore", RuntimeWarning)
+        mean, std = np.nanmean(present, axis=0), np.nanstd(present, axis=0)
+    return np.nan_to_num(np.concatenate([mean, std, missing.mean(axis=0)]))
 
 
 def distance_histogram(record, bins: int = 40, r_max: float = 12.0) -> np.ndarray:

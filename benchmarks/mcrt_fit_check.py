@@ -3,11 +3,11 @@
 A model whose *training* MAE is close to that of predicting the training mean is
 underfitting: its test error says nothing about the representation, only that training
 was too short or too small. This script fine-tunes ``MCRTRegressor`` (no pre-training,
-as MCRTp, or from ``--checkpoint``, as MCRT) with the settings of ``mcrt-sklearn benchmark`` (the ``--fast`` CPU profile
-unless ``--full``; change any of them with ``--set``) on one fold of a dataset and
-prints, for each number of epochs asked for, the MAE on the training and test parts next
-to the MAE of the training mean, and the spread of the predictions next to that of the
-targets. Results depend slightly on the number of torch threads (``--threads``).
+as MCRTp, or from ``--checkpoint``, as MCRT) with the settings of ``mcrt-sklearn
+benchmark`` (the ``--fast`` CPU profile unless ``--full``; change any of them with
+``--set``) on one fold of a dataset and prints, for each number of epochs asked for, the
+MAE on the training and test parts next to the MAE of the training mean, and the spread
+of the predictions next to that of the targets. Results depend slightly on the number of torch threads (``--threads``).
 
     python benchmarks/mcrt_fit_check.py --dataset roy --target relative_energy_kJ_per_mol \
         --epochs 8 30
