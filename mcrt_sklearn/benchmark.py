@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from sklearn.exceptions import ConvergenceWarning
 
 __all__ = [
     "MODELS",
@@ -196,6 +197,8 @@ def default_settings(fast: bool = False) -> dict:
 
     Keys: ``featurizer`` (MCRTFeaturizer parameters), ``mcrt`` (architecture shared by
     MCRT/MCRTp/MCRTi and pre-training), ``finetune`` (MCRTRegressor training),
+    ``finetune_pretrained`` (overrides of ``finetune`` for the models that start from the
+    benchmark's pre-training: MCRT, and MCRTi unless ``MCRTi.pretrained`` is False),
     ``pretrain`` (MCRTPretrainer training; ``max_structures`` subsets the corpus),
     ``MCRTi`` (``pretrained``: pre-train an image-less network for it), one entry per
     baseline (estimator keyword arguments; ``search`` = the paper's inner grid search for
@@ -206,7 +209,9 @@ def default_settings(fast: bool = False) -> dict:
     ``fast=False`` is the paper's protocol (12×768 MCRT, 50 fine-tuning epochs, exact
     persistence images, 100/100/200 epochs for CGCNN/ALIGNN/Crystal Twins) — meant for a
     GPU. ``fast=True``: fast persistence images, a 2×64 MCRT, short training; the numbers
-    are then those of a reduced protocol (and ``results.json`` says so).
+    are then those of a reduced protocol (and ``results.json`` says so). Its fine-tuning
+    lr (1e-3) suits a fresh network; a pre-trained one is fine-tuned at the paper's 1e-4
+    (at 1e-3 it can collapse to predicting the training mean, see docs/benchmarks.md).
     """
     s = {
         "featurizer": dict(image_mode="fast" if fast else "exact", angle_convention="reference",
@@ -215,6 +220,7 @@ def default_settings(fast: bool = False) -> dict:
         "finetune": (dict(lr=1e-3, batch_size=8, max_epochs=8, weight_decay=1e-2, warmup=0.05)
                      if fast else
                      dict(lr=1e-4, batch_size=32, max_epochs=50, weight_decay=1e-2, warmup=0.05)),
+        "finetune_pretrained": dict(lr=1e-4) if fast else {},
         "pretrain": (dict(lr=1e-3, batch_size=8, max_epochs=5, max_structures=200)
                      if fast else
                      dict(lr=1e-4, batch_size=32, max_epochs=50, max_structures=None)),
@@ -504,10 +510,18 @@ def _is_pretrained(name: str, settings: dict) -> bool:
     return name == "MCRT" or (name == "MCRTi" and settings["MCRTi"].get("pretrained", True))
 
 
+def finetune_settings(name: str, settings: dict) -> dict:
+    """The MCRTRegressor training settings of MCRT variant ``name``: ``finetune``, with
+    ``finetune_pretrained`` merged in for the variants that start from pre-training."""
+    if _is_pretrained(name, settings):
+        return {**settings["finetune"], **settings.get("finetune_pretrained", {})}
+    return dict(settings["finetune"])
+
+
 def _model_spec(name: str, settings: dict) -> dict:
     """The settings a model's result depends on (part of its fold-result key)."""
     if name in ("MCRT", "MCRTp", "MCRTi"):
-        spec = {"arch": settings["mcrt"], "finetune": settings["finetune"],
+        spec = {"arch": settings["mcrt"], "finetune": finetune_settings(name, settings),
                 "featurizer": _featurizer_spec(settings)}
         if _is_pretrained(name, settings):
             spec["pretrain"] = settings["pretrain"]
@@ -561,7 +575,8 @@ class _ModelFactory:
                                  "['images'] is False; run only MCRTi or enable images")
             ckpt = str(self.checkpoint(use_images)) if _is_pretrained(name, s) else None
             est = MCRTRegressor(checkpoint=ckpt, **s["mcrt"], use_images=use_images,
-                                **s["finetune"], random_state=seed, device=self.device)
+                                **finetune_settings(name, s), random_state=seed,
+                                device=self.device)
             return est, self.inputs.records()
         params = dict(s[name])
         if name in ("RF-SOAP", "KRR-SOAP"):
@@ -758,10 +773,15 @@ def run_benchmark(
             X_tr = [X[i] for i in tr]
             X_te = [X[i] for i in te]
             t1 = time.perf_counter()
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", category=UserWarning)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
                 est.fit(X_tr, y[tr])
             t_fit = time.perf_counter() - t1
+            # keep what says the fit failed (e.g. a collapse to the mean); drop library noise
+            fit_warnings = [str(w.message) for w in caught
+                            if issubclass(w.category, ConvergenceWarning)]
+            for text in fit_warnings:
+                log(f"[{model}] fold {f + 1}/{len(folds)}: warning: {text}")
             t2 = time.perf_counter()
             pred = np.asarray(est.predict(X_te), dtype=float).reshape(-1)
             t_pred = time.perf_counter() - t2
@@ -773,6 +793,8 @@ def run_benchmark(
                       "estimator": _estimator_params(est), "spec": spec,
                       "test_ids": [ids[i] for i in te], "y_true": y[te].tolist(),
                       "y_pred": pred.tolist()}
+            if fit_warnings:
+                result["fit_warnings"] = fit_warnings
             _write_json(path, result)
             per_model[model].append(result)
             fitted.append((model, f))
@@ -866,6 +888,9 @@ def summarize(per_model: dict[str, list[dict]]) -> dict:
         fit = np.array([f["fit_seconds"] for f in folds])
         entry["fit_seconds"] = {"mean": float(fit.mean()), "total": float(fit.sum())}
         entry["devices"] = sorted({str(f.get("device", "?")) for f in folds})
+        warned = [int(f["fold"]) for f in folds if f.get("fit_warnings")]
+        if warned:
+            entry["warned_folds"] = warned
         out[model] = entry
     return out
 
@@ -889,6 +914,12 @@ def settings_line(results: dict) -> str:
                 f"{a['alignn_hidden_dim']} × {a['alignn_num_conv']}), fine-tuned "
                 f"{ft['max_epochs']} epochs (lr {ft['lr']:g}, batch {ft['batch_size']})")
         pre = results.get("pretraining") or {}
+        ft_pre = {k: v for k, v in (s.get("finetune_pretrained") or {}).items()
+                  if ft.get(k) != v}
+        if pre and ft_pre:
+            text += " (the pre-trained ones fine-tuned with " + ", ".join(
+                f"{k.replace('max_epochs', 'epochs')} {v:g}" if isinstance(v, (int, float))
+                else f"{k} {v}" for k, v in ft_pre.items()) + ")"
         if pre:
             meta = next(iter(pre.values()))
             text += (f", pre-trained {pt['max_epochs']} epochs on {meta['n_structures']} "
@@ -946,6 +977,12 @@ def markdown_table(results: dict) -> str:
     if has_within:
         lines += ["", "ρ within group: mean Spearman ρ inside each test group with ≥ 5 "
                   "structures (constant predictions count as 0), then mean ± std over folds."]
+    warned = {m: e["warned_folds"] for m, e in summary.items() if e.get("warned_folds")}
+    if warned:
+        lines += ["", "Fits that did not learn (training loss ≥ 0.9 of the mean predictor's; "
+                  "see `fit_warnings` in these fold files): " + "; ".join(
+                      f"{m} ({', '.join(f'fold{i}' for i in f)})"
+                      for m, f in warned.items()) + "."]
     return "\n".join(lines)
 
 

@@ -20,6 +20,7 @@ from mcrt_sklearn import benchmark
 from mcrt_sklearn.benchmark import (
     benchmark_main,
     default_settings,
+    finetune_settings,
     make_folds,
     markdown_table,
     merge_settings,
@@ -120,9 +121,39 @@ def test_table_shows_within_group_column_only_when_every_model_has_it():
     assert "ρ within group" in table.splitlines()[2]
     assert "| A | 1.00 | 1.50 | 0.100 | 0.200 | 0.300 ± 0.200 | 3.0 / 10 |" in table
     assert all(line.count("|") == 10 for line in table.splitlines()[2:6])
+    assert "did not learn" not in table
+    # a fold whose fit warned is named under the table
+    warned = fold(0.2)
+    warned.update(fold=3, fit_warnings=["MCRTRegressor: ... collapsed to the mean ..."])
+    flagged = summarize({"A": [{**fold(0.5), "fold": 0}, warned]})
+    assert flagged["A"]["warned_folds"] == [3]
+    assert "did not learn" in markdown_table({**results, "summary": flagged})
+    assert "A (fold3)" in markdown_table({**results, "summary": flagged})
     plain = summarize({"A": [fold(0.5), fold()]})  # one fold lacks it: no column
     assert "spearman_within_group" not in plain["A"]
     assert "within group" not in markdown_table({**results, "summary": plain})
+
+
+def test_pretrained_starts_get_their_own_finetuning_settings():
+    fast = default_settings(fast=True)
+    assert finetune_settings("MCRTp", fast)["lr"] == 1e-3
+    assert finetune_settings("MCRT", fast)["lr"] == 1e-4
+    assert finetune_settings("MCRTi", fast)["lr"] == 1e-4  # pre-trained without images
+    fresh_i = merge_settings(fast, {"MCRTi": {"pretrained": False}})
+    assert finetune_settings("MCRTi", fresh_i)["lr"] == 1e-3
+    assert finetune_settings("MCRT", fast)["max_epochs"] == fast["finetune"]["max_epochs"]
+    # the fold key changes with it, so a cached lr-1e-3 MCRT fold is re-run
+    s3 = merge_settings(fast, {"finetune_pretrained": {"lr": 1e-3}})
+    assert benchmark._model_spec("MCRT", fast) != benchmark._model_spec("MCRT", s3)
+    assert benchmark._model_spec("MCRTp", fast) == benchmark._model_spec("MCRTp", s3)
+    paper = default_settings()
+    assert finetune_settings("MCRT", paper) == paper["finetune"]
+    # the table's settings line names the pre-trained starts' lr when it differs
+    results = {"settings": fast, "models": ["MCRT", "MCRTp"], "pretrain_on": "corpus",
+               "pretraining": {"True": {"n_structures": 200}}}
+    line = benchmark.settings_line(results)
+    assert "lr 0.001" in line and "(the pre-trained ones fine-tuned with lr 0.0001)" in line
+    assert "pre-trained ones" not in benchmark.settings_line({**results, "settings": paper})
 
 
 def test_guess_direction():

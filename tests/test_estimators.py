@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import pickle
+import warnings
 
 import numpy as np
 import pytest
 import torch
 from sklearn.base import clone
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import GridSearchCV, cross_val_score
 from sklearn.pipeline import Pipeline
 
@@ -114,13 +116,25 @@ def test_finetuning_beats_the_mean(aza_records):
     records, y, _ = aza_records
     n_train = 80
     reg = MCRTRegressor(**LEARNS, max_epochs=8, batch_size=8, lr=1e-3, random_state=0)
-    reg.fit(records[:n_train], y[:n_train])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)  # a fit that learns: no warning
+        reg.fit(records[:n_train], y[:n_train])
+    assert reg.history_[-1, "train_loss"] < MCRTRegressor._no_fit_loss
     pred = reg.predict(records[n_train:])
     mae_model = np.abs(pred - y[n_train:]).mean()
     mae_mean = np.abs(y[:n_train].mean() - y[n_train:]).mean()
     print(f"\nazaphenacene lattice energy, held-out {len(y) - n_train}: "
           f"MAE model {mae_model:.2f} kJ/mol vs training mean {mae_mean:.2f} kJ/mol")
     assert mae_model < mae_mean
+
+
+def test_a_fit_that_learns_nothing_warns(aza_records):
+    records, y, _ = aza_records
+    # lr 0: the weights never move, the loss stays at (or above) the mean predictor's 1.0
+    reg = MCRTRegressor(**SMALL, max_epochs=1, batch_size=8, lr=0.0, random_state=0)
+    with pytest.warns(ConvergenceWarning, match="collapsed to the mean"):
+        reg.fit(records[:16], y[:16])
+    assert reg.history_[-1, "train_loss"] >= 0.9
 
 
 def test_images_required_when_the_model_uses_them(aza_records):

@@ -13,11 +13,13 @@ works on pymatgen Structures or CIF paths.
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.preprocessing import LabelEncoder
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
@@ -117,6 +119,9 @@ class _MCRTFineTuner(BaseEstimator):
     def _n_classes(self) -> int:
         return 0
 
+    def _check_training(self) -> None:
+        """Warn about a fit that learnt nothing (hook; called at the end of ``fit``)."""
+
     # -- training -------------------------------------------------------------------
     def _make_net(self, network, n_train: int, train_split):
         require_images = bool(network.config.use_images)
@@ -167,6 +172,7 @@ class _MCRTFineTuner(BaseEstimator):
                                       self.pad_to, bool(network.config.use_images))
         self.config_ = network.config.to_dict()
         self.history_ = self.net_.history
+        self._check_training()
         return self
 
     def _raw_predict(self, X) -> np.ndarray:
@@ -286,6 +292,13 @@ class MCRTRegressor(RegressorMixin, _MCRTFineTuner):
         Target standardisation learnt in ``fit``.
     history_ : skorch.History
         Per-epoch training (and validation) losses.
+
+    Warns
+    -----
+    sklearn.exceptions.ConvergenceWarning
+        When the last epoch's training loss (MSE of the standardised targets) is 0.9 or
+        more: the network does no better on its own training data than the training
+        mean (a pre-trained checkpoint fine-tuned at too high an lr can collapse so).
     """
 
     _task = "regression"
@@ -305,6 +318,20 @@ class MCRTRegressor(RegressorMixin, _MCRTFineTuner):
 
     def _criterion(self):
         return nn.MSELoss
+
+    #: Last-epoch training loss (MSE of standardised targets) at or above which ``fit``
+    #: warns: 1.0 is the loss of predicting the training mean.
+    _no_fit_loss = 0.9
+
+    def _check_training(self) -> None:
+        loss = float(self.history_[-1, "train_loss"])
+        if loss >= self._no_fit_loss:
+            warnings.warn(
+                f"MCRTRegressor: the last epoch's training loss is {loss:.3g} on standardised "
+                f"targets (1.0 = always predicting the training mean), so the network "
+                f"learnt little or collapsed to the mean. Fine-tuning a pre-trained "
+                f"checkpoint at lr={self.lr:g} can do this; try a lower lr (the paper's "
+                f"1e-4) or more epochs.", ConvergenceWarning, stacklevel=3)
 
     def predict(self, X) -> np.ndarray:
         """Predicted property values (in the units of ``y``), shape (n,)."""
