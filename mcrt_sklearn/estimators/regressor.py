@@ -328,10 +328,11 @@ class MCRTRegressor(RegressorMixin, _MCRTFineTuner):
         if loss >= self._no_fit_loss:
             warnings.warn(
                 f"MCRTRegressor: the last epoch's training loss is {loss:.3g} on standardised "
-                f"targets (1.0 = always predicting the training mean), so the network "
-                f"learnt little or collapsed to the mean. Fine-tuning a pre-trained "
-                f"checkpoint at lr={self.lr:g} can do this; try a lower lr (the paper's "
-                f"1e-4) or more epochs.", ConvergenceWarning, stacklevel=3)
+                f"targets (1.0 = always predicting the training mean): the network fits its "
+                f"training data little better than the mean, or collapsed to it. Train "
+                f"longer (max_epochs={self.max_epochs}); a pre-trained start that collapsed "
+                f"needs a lower lr (lr={self.lr:g}; the paper fine-tunes at 1e-4).",
+                ConvergenceWarning, stacklevel=3)
 
     def predict(self, X) -> np.ndarray:
         """Predicted property values (in the units of ``y``), shape (n,)."""
