@@ -979,8 +979,9 @@ def markdown_table(results: dict) -> str:
                   "structures (constant predictions count as 0), then mean ± std over folds."]
     warned = {m: e["warned_folds"] for m, e in summary.items() if e.get("warned_folds")}
     if warned:
-        lines += ["", "Fits that did not learn (training loss ≥ 0.9 of the mean predictor's; "
-                  "see `fit_warnings` in these fold files): " + "; ".join(
+        lines += ["", "Fits that learnt little (last-epoch training loss ≥ 0.9 on standardised "
+                  "targets, where predicting the training mean gives 1.0; `fit_warnings` "
+                  "in these fold files): " + "; ".join(
                       f"{m} ({', '.join(f'fold{i}' for i in f)})"
                       for m, f in warned.items()) + "."]
     return "\n".join(lines)

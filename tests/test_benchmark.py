@@ -121,13 +121,13 @@ def test_table_shows_within_group_column_only_when_every_model_has_it():
     assert "ρ within group" in table.splitlines()[2]
     assert "| A | 1.00 | 1.50 | 0.100 | 0.200 | 0.300 ± 0.200 | 3.0 / 10 |" in table
     assert all(line.count("|") == 10 for line in table.splitlines()[2:6])
-    assert "did not learn" not in table
+    assert "learnt little" not in table
     # a fold whose fit warned is named under the table
     warned = fold(0.2)
     warned.update(fold=3, fit_warnings=["MCRTRegressor: ... collapsed to the mean ..."])
     flagged = summarize({"A": [{**fold(0.5), "fold": 0}, warned]})
     assert flagged["A"]["warned_folds"] == [3]
-    assert "did not learn" in markdown_table({**results, "summary": flagged})
+    assert "learnt little" in markdown_table({**results, "summary": flagged})
     assert "A (fold3)" in markdown_table({**results, "summary": flagged})
     plain = summarize({"A": [fold(0.5), fold()]})  # one fold lacks it: no column
     assert "spearman_within_group" not in plain["A"]
