@@ -910,16 +910,15 @@ def settings_line(results: dict) -> str:
     parts = []
     if any(m.startswith("MCRT") for m in models):
         a, ft, pt = s["mcrt"], s["finetune"], s["pretrain"]
-        text = (f"MCRT {a['num_blocks']} blocks × {a['hid_dim']} (ALIGNN encoder "
-                f"{a['alignn_hidden_dim']} × {a['alignn_num_conv']}), fine-tuned "
-                f"{ft['max_epochs']} epochs (lr {ft['lr']:g}, batch {ft['batch_size']})")
         pre = results.get("pretraining") or {}
         ft_pre = {k: v for k, v in (s.get("finetune_pretrained") or {}).items()
                   if ft.get(k) != v}
-        if pre and ft_pre:
-            text += " (the pre-trained ones fine-tuned with " + ", ".join(
-                f"{k.replace('max_epochs', 'epochs')} {v:g}" if isinstance(v, (int, float))
-                else f"{k} {v}" for k, v in ft_pre.items()) + ")"
+        own = ("; pre-trained ones " + ", ".join(
+            f"{k.replace('max_epochs', 'epochs')} {v:g}" if isinstance(v, (int, float))
+            else f"{k} {v}" for k, v in ft_pre.items())) if pre and ft_pre else ""
+        text = (f"MCRT {a['num_blocks']} blocks × {a['hid_dim']} (ALIGNN encoder "
+                f"{a['alignn_hidden_dim']} × {a['alignn_num_conv']}), fine-tuned "
+                f"{ft['max_epochs']} epochs (lr {ft['lr']:g}, batch {ft['batch_size']}{own})")
         if pre:
             meta = next(iter(pre.values()))
             text += (f", pre-trained {pt['max_epochs']} epochs on {meta['n_structures']} "
