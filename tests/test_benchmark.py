@@ -291,7 +291,7 @@ def test_cli_on_a_folder(shared_data, tmp_path, capsys):
     table.to_csv(data / "properties.csv", index=False)
     rc = benchmark_main(["--data", str(data), "--target", "electron_mobility_cm2_per_V_s",
                          "--log10", "--group", "grp", "--cv", "split", "--models", "RF-SOAP",
-                         "--fast", "--set", "RF-SOAP.n_estimators=10", "--out",
+                         "TrainMean", "TrainMedian", "--fast", "--set", "RF-SOAP.n_estimators=10", "--out",
                          str(tmp_path / "out"), "--no-plots"])
     assert rc == 0
     out = capsys.readouterr().out
@@ -307,6 +307,17 @@ def test_cli_on_a_folder(shared_data, tmp_path, capsys):
     test_groups = set(table.set_index("id").loc[fold["test_ids"], "grp"])
     train_ids = set(table["id"]) - set(fold["test_ids"])
     assert not test_groups & set(table.set_index("id").loc[sorted(train_ids), "grp"])
+    # the constant references predict the training fold's mean / median of the target
+    y_train = np.log10(table.set_index("id").loc[sorted(train_ids),
+                                                 "electron_mobility_cm2_per_V_s"])
+    run = tmp_path / "out" / "mini-electron_mobility_cm2_per_V_s-log10" / "folds"
+    for model, centre in (("TrainMean", y_train.mean()), ("TrainMedian", np.median(y_train))):
+        ref = json.loads((run / model / "fold0.json").read_text())
+        assert np.allclose(ref["y_pred"], centre)
+        # a constant prediction has no ranking: ρ and top-k are undefined, not 0 or chance
+        assert np.isnan(ref["metrics"]["spearman"]) and np.isnan(ref["metrics"]["topk"])
+        assert f"| {model} |" in out
+    assert "| TrainMean |" in out and out.count("n/a / ") == 2  # top-k of both
 
 
 def test_unknown_model_and_target(shared_data, tmp_path):

@@ -330,8 +330,9 @@ class MCRTRegressor(RegressorMixin, _MCRTFineTuner):
                 f"MCRTRegressor: the last epoch's training loss is {loss:.3g} on standardised "
                 f"targets (1.0 = always predicting the training mean): the network fits its "
                 f"training data little better than the mean, or collapsed to it. Train "
-                f"longer (max_epochs={self.max_epochs}); a pre-trained start that collapsed "
-                f"needs a lower lr (lr={self.lr:g}; the paper fine-tunes at 1e-4).",
+                f"longer (max_epochs={self.max_epochs})"
+                + (f"; a pre-trained start that collapsed needs a lower lr (lr={self.lr:g}; "
+                   "the paper fine-tunes at 1e-4)." if self.lr > 1e-4 else "."),
                 ConvergenceWarning, stacklevel=3)
 
     def predict(self, X) -> np.ndarray:
