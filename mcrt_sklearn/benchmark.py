@@ -908,6 +908,13 @@ def summarize(per_model: dict[str, list[dict]]) -> dict:
     return out
 
 
+def _finite_mean(values) -> float:
+    """Mean of the finite values; NaN (without a warning) when there are none."""
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    return float(v.mean()) if v.size else float("nan")
+
+
 def _fmt(entry: dict, digits: int) -> str:
     mean, std = entry["mean"], entry["std"]
     if not math.isfinite(mean):
@@ -1080,7 +1087,9 @@ def run_few_shot(
     fixed test structures. MCRT variants are fine-tuned further from the stage-1 network
     (same fine-tuning settings, or ``settings["few_shot"]["epochs"]``; target scaling of
     stage 1 kept); ``n = 0`` is the stage-1 model itself. Baselines without a
-    fine-tuning stage are refitted on other groups + the ``n`` shots.
+    fine-tuning stage are refitted on other groups + the ``n`` shots. With ``TrainMean``
+    among ``models`` a ``ShotMean`` row is added: the mean of the ``n`` shots predicted
+    for the whole target group (what knowing the group's offset alone gives).
 
     Results: ``<out_dir>/<dataset>-<target>/few_shot/<model>/g<group>_n<n>.json`` (skipped
     when present with the same settings), ``few_shot.json``, ``few_shot.md`` and
@@ -1167,13 +1176,27 @@ def run_few_shot(
                 fitted.append((model, str(g), n))
                 log(f"[{model}] group {g}, {n} shots: MAE {metrics['mae']:.3g} "
                     f"ρ {metrics['spearman']:.3f} (fit {t_fit:.0f} s)")
+    if "TrainMean" in models:
+        # what knowing the target group's offset alone gives: the mean of its n shots
+        # (n = 0: the other groups' mean); instant, so recomputed rather than stored
+        for g, sp in splits.items():
+            te = sp["test"]
+            for n in shots:
+                centre = float(np.mean(y[sp["pool"][:n]] if n else y[sp["base"]]))
+                pred = np.full(len(te), centre)
+                rows.append({"model": "ShotMean", "group": str(g), "n_shots": n,
+                             "metrics": regression_metrics(y[te], pred, k, lower),
+                             "n_base": len(sp["base"]), "n_test": len(te), "fit_seconds": 0.0,
+                             "test_ids": [ids[i] for i in te], "y_true": y[te].tolist(),
+                             "y_pred": pred.tolist()})
+        models = [*models, "ShotMean"]
     summary: dict = {}
     for model in models:
         summary[model] = {}
         for n in shots:
             sel = [r for r in rows if r["model"] == model and r["n_shots"] == n]
-            summary[model][str(n)] = {
-                m: float(np.nanmean([r["metrics"][m] for r in sel])) for m in METRICS}
+            summary[model][str(n)] = {m: _finite_mean([r["metrics"][m] for r in sel])
+                                      for m in METRICS}
     results = {"format": _RESULT_FORMAT, "protocol": "few-shot", "dataset": name,
                "target": target, "target_transform": transform, "group": group,
                "target_groups": [str(g) for g in splits], "shots": shots,

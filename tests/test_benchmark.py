@@ -369,3 +369,16 @@ def test_few_shot_end_to_end(shared_data, tmp_path, count_builds):
     count_builds.clear()
     again = benchmark.run_few_shot(data, "lattice_energy_kJ_per_mol", "grp", **kw)
     assert count_builds == [] and len(again["skipped"]) == 4
+    assert "ShotMean" not in again["summary"]
+    # with TrainMean: a ShotMean row, the mean of the n shots predicted for the group
+    ref = benchmark.run_few_shot(data, "lattice_energy_kJ_per_mol", "grp",
+                                 **{**kw, "models": ["TrainMean"]})
+    y = table.set_index("id")["lattice_energy_kJ_per_mol"]
+    y_test = y.loc[r2["test_ids"]].to_numpy()
+    shots = sorted(set(table["id"][6:12]) - set(r2["test_ids"]))  # the pool: 2 shots
+    assert len(shots) == 2
+    mae2 = np.mean(np.abs(y_test - y.loc[shots].mean()))
+    assert ref["summary"]["ShotMean"]["2"]["mae"] == pytest.approx(mae2)
+    mae0 = np.mean(np.abs(y_test - y.loc[list(table["id"][:6]) + list(table["id"][12:])].mean()))
+    assert ref["summary"]["ShotMean"]["0"]["mae"] == pytest.approx(mae0)
+    assert "| ShotMean |" in (run_dir / "few_shot.md").read_text()
