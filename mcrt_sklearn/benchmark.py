@@ -48,6 +48,7 @@ from sklearn.exceptions import ConvergenceWarning
 __all__ = [
     "MODELS",
     "default_settings",
+    "finetune_settings",
     "top_k_recovery",
     "regression_metrics",
     "within_group_spearman",
