@@ -432,8 +432,14 @@ def _pretrain_spec(settings: dict, pretrain_on, use_images: bool) -> dict:
 
 
 def _featurizer_spec(settings: dict) -> dict:
-    """Featuriser settings that change the records (``n_jobs`` only changes the speed)."""
-    return {k: v for k, v in settings["featurizer"].items() if k != "n_jobs"}
+    """Featuriser settings that change the records (``n_jobs`` only changes the speed),
+    with the fast mode's version when fast persistence images are used."""
+    spec = {k: v for k, v in settings["featurizer"].items() if k != "n_jobs"}
+    if spec.get("images", True) and spec.get("image_mode") == "fast":
+        from mcrt_sklearn.featurizers.persistence import FAST_MODE_VERSION
+
+        spec["fast_images"] = FAST_MODE_VERSION
+    return spec
 
 
 class _Corpus:

@@ -252,6 +252,37 @@ def test_fast_mode_error_bounds():
     np.testing.assert_allclose(scalars, ref_scalars, rtol=0.05)
 
 
+def test_fast_mode_calibration_scales_only_the_totals():
+    _need_examples()
+    s = _structure("BENZEN")
+    raw, raw_sc = pi.fast_persistence_image(s, calibration=None)
+    cal, cal_sc = pi.fast_persistence_image(s)
+    np.testing.assert_array_equal(cal_sc, raw_sc)
+    for k in range(2):
+        factor = pi.FAST_TOTAL_CALIBRATION[k]
+        np.testing.assert_allclose(cal[k], raw[k] * factor, rtol=1e-6)
+    # when the largest sub-cloud is the whole cloud nothing is extrapolated or calibrated
+    whole_raw, _ = pi.fast_persistence_image(s, box=12.0, fractions=(0.5, 1.0), calibration=None)
+    whole, _ = pi.fast_persistence_image(s, box=12.0, fractions=(0.5, 1.0))
+    exact, _ = pi.compute_persistence_image(s, box=12.0)
+    np.testing.assert_array_equal(whole, whole_raw)
+    np.testing.assert_allclose(whole, exact, rtol=1e-6, atol=1e-12)
+
+
+def test_fast_images_have_their_own_cache_keys(tmp_path):
+    """Cached fast images are not reused once the fast mode changes; exact ones are."""
+    from mcrt_sklearn.benchmark import _featurizer_spec
+    from mcrt_sklearn.featurizers.graph import MCRTFeaturizer
+
+    exact = MCRTFeaturizer(image_mode="exact")._cache_namespace
+    fast = MCRTFeaturizer(image_mode="fast")._cache_namespace
+    assert fast != exact and fast.endswith(f"fast-v{pi.FAST_MODE_VERSION}")
+    assert MCRTFeaturizer(images=False, image_mode="fast")._cache_namespace == exact
+    spec = _featurizer_spec({"featurizer": {"image_mode": "fast", "n_jobs": 2}})
+    assert spec == {"image_mode": "fast", "fast_images": pi.FAST_MODE_VERSION}
+    assert "fast_images" not in _featurizer_spec({"featurizer": {"image_mode": "exact"}})
+
+
 # --------------------------------------------------------------------------- featurizer
 def test_featurizer_output_labels_and_clone():
     from sklearn.base import clone

@@ -98,8 +98,16 @@ class MCRTFeaturizer(BatchFeaturizerMixin, BaseFeaturizer, TransformerMixin):
     >>> records = fz.transform(list_of_cifs)             # doctest: +SKIP
     """
 
-    _cache_namespace = _FORMAT
     _max_atoms = MAX_ATOMS
+
+    @property
+    def _cache_namespace(self) -> str:
+        # fast images change with the fast mode's version; exact ones do not
+        if self.images and self.image_mode == "fast":
+            from mcrt_sklearn.featurizers.persistence import FAST_MODE_VERSION
+
+            return f"{_FORMAT}+fast-v{FAST_MODE_VERSION}"
+        return _FORMAT
 
     def __init__(
         self,
