@@ -30,6 +30,7 @@ import numpy as np
 def main(argv=None) -> None:
     from _one_fold import add_fold_arguments, load_fold
 
+    from mcrt_sklearn.benchmark import finetune_settings
     from mcrt_sklearn.estimators.regressor import MCRTRegressor
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -60,8 +61,7 @@ def main(argv=None) -> None:
         return float(np.mean(np.abs(np.asarray(a) - np.asarray(b))))
 
     # a checkpoint start is trained like the benchmark's pre-trained MCRT
-    finetune = ({**s["finetune"], **s.get("finetune_pretrained", {})} if args.checkpoint
-                else s["finetune"])
+    finetune = finetune_settings("MCRT" if args.checkpoint else "MCRTp", s)
     print(f"MCRT {s['mcrt']}, fine-tuning {finetune}")
     print("| epochs | train MAE | train MAE of the mean | test MAE | test MAE of the train mean "
           "| std(pred train) | std(y train) | fit (s) |")
