@@ -237,6 +237,37 @@ def test_diagram_image_uses_diagram_range():
     np.testing.assert_allclose(img, persistence_image(land, 20, 0.1, 2.0, 0.5, 0.0))
 
 
+
+@pytest.mark.parametrize("use_numba", [True, False])
+def test_weights_count_as_repeated_points(use_numba):
+    rng = np.random.default_rng(2)
+    pts = np.column_stack([rng.uniform(0, 3, 5), rng.uniform(0, 0.5, 5)])
+    counts = np.array([1, 4, 2, 7, 3])
+    repeated = persistence_image(np.repeat(pts, counts, axis=0), 12, 0.15, 3.0, 0.5, 0.0,
+                                 use_numba=use_numba)
+    weighted = persistence_image(pts, 12, 0.15, 3.0, 0.5, 0.0, use_numba=use_numba,
+                                 weights=counts)
+    np.testing.assert_allclose(weighted, repeated, rtol=1e-12, atol=1e-15)
+    with pytest.raises(ValueError, match="weights"):
+        persistence_image(pts, 12, 0.15, weights=counts[:3])
+
+
+def test_diagram_image_of_a_periodic_cloud_equals_the_pointwise_sum():
+    # diagram_image rasterises each distinct pair once with its count; a real periodic
+    # cloud repeats pairs thousands of times (the test can fail if counting goes wrong)
+    from mcrt_sklearn.featurizers.persistence import alpha_diagrams, supercell_points
+
+    _need_examples()
+    diagrams = alpha_diagrams(supercell_points(_structure("5A_CSP_4"), box=50.0))
+    for d in (1, 2):
+        dgm = diagrams[d]
+        land = np.column_stack([dgm[:, 0], dgm[:, 1] - dgm[:, 0]])
+        assert len(np.unique(land, axis=0)) < len(land) / 2  # pairs do repeat
+        img, max_b, max_p = diagram_image(dgm)
+        pointwise = persistence_image(land, 50, 0.15, max_b, max_p, min(land.min(), 0.0))
+        np.testing.assert_allclose(img, pointwise, rtol=0, atol=1e-10 * pointwise.max())
+
+
 # --------------------------------------------------------------------------- fast mode
 def test_fast_mode_error_bounds():
     _need_examples()
