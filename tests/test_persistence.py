@@ -160,6 +160,31 @@ def test_delaunay_values_equal_cgal_exact_on_co_spherical_ties():
     assert (ours[1][:, 1] - ours[1][:, 0]).max() < 1.0  # 86.3 Å with the tolerance rule
 
 
+def test_bit_tree_of_the_h1_reduction_matches_a_set():
+    # the H1 reduction keeps long working columns in a 64-ary bit tree (toggle, max); the
+    # fixture crystals' 100 Å clouds go through it (5A_CSP_1: 48 columns) and must still
+    # give the reference images, this checks the structure itself, incl. bit 63 and
+    # ranks beyond 64**2
+    from mcrt_sklearn.featurizers.persistence import _bt_max, _bt_toggle
+
+    size = 300_000
+    levels = [(size + 63) // 64]
+    while levels[-1] > 1:
+        levels.append((levels[-1] + 63) // 64)
+    off = np.concatenate([[0], np.cumsum(levels)[:-1]]).astype(np.int64)
+    tree = np.zeros(int(off[-1]) + 1, np.uint64)
+    rng = np.random.default_rng(3)
+    present: set[int] = set()
+    picks = np.concatenate([[63, 64, 4095, 4096, size - 1, 0], rng.integers(0, size, 3000)])
+    for i in picks.tolist() + rng.choice(picks, 2000).tolist():
+        _bt_toggle(tree, off, len(levels), int(i))
+        present ^= {int(i)}
+        assert _bt_max(tree, off, len(levels)) == (max(present) if present else -1)
+    for i in sorted(present):
+        _bt_toggle(tree, off, len(levels), i)
+    assert _bt_max(tree, off, len(levels)) == -1 and not tree.any()
+
+
 def test_alpha_diagrams_known_geometry():
     # a regular tetrahedron (edge 2): the six edges enter at 1 and make three loops, which
     # the (acute) faces fill at their circumradius 2/sqrt(3); then a void, killed at the
