@@ -186,7 +186,7 @@ def frontier(paths: dict[str, Path], supercell: str, json_path: Path | None) -> 
         ratio = np.array([f["total_ratio"] for f in res])
         raw = np.abs(ratio - 1).max(axis=1)
         fitted = np.abs(ratio / np.median(ratio, axis=0) - 1).max(axis=1)
-        print(f"  1/{1 / fr[0]:5.1f} + 1/{1 / fr[1]:4.1f}: median x{speed:5.1f} faster than "
+        print(f"  {fr[0]:.4f} + {fr[1]:.4f} of the atoms: median x{speed:5.1f} faster than "
               f"exact; cosine >= 0.999 for {int((cos >= 0.999).sum()):2d}/{len(rows)} "
               f"(worst {cos.min():.3f}); total within 3 % for {int((raw <= 0.03).sum()):2d} | "
               f"{int((fitted <= 0.03).sum()):2d}/{len(rows)}; all three: "
