@@ -45,8 +45,11 @@ Measured (2-core machine shared with other jobs, CPU seconds of one process;
 in the default exact mode, against 28 s for gudhi's exact alpha complex + its
 persistence, and 27 s with ``alpha_precision="exact"``; the fast mode 0.29 s. Over the
 six fixture crystals the exact mode is 14× faster than plain gudhi (median), over 64
-other crystals it takes 0.7-4.1 s. The numba kernels compile once (~20 s) and are cached
-on disk.
+other crystals it takes 0.7-4.1 s. Peak memory of a process that computes one image:
+0.56 GB for 5A_CSP_1 and 0.91 GB for COYBOJ (116k points), of which ~0.2 GB is the
+interpreter with its imports (0.80 and 1.16 GB before the simplex tree and its arrays
+were freed early); mind it when choosing ``n_jobs``. The numba kernels compile once
+(~20 s) and are cached on disk.
 """
 
 from __future__ import annotations
@@ -722,22 +725,15 @@ def _alpha_values(x, ev, tv, qv, tri_edges, faces, rel_tol=1e-10, flat_tol=1e-12
 _GUDHI_STATE_HEADER = bytes([1, 0, 1, 0, 0, 0])
 
 
-def _numba_diagrams(
-    simplex_tree,
-    n_points: int,
-    coords: np.ndarray | None = None,
-    rel_tol: float = 1e-10,
-    flat_tol: float = 1e-12,
-) -> dict[int, np.ndarray] | None:
-    """Squared-alpha (birth, death) pairs in dims 1 and 2, or None if not applicable.
-
-    With ``coords``, the tree is only a triangulation and the filtration values are
-    computed by :func:`_alpha_values` from ``coords``; else the tree's values are used.
-    """
+def _tree_arrays(simplex_tree) -> list[np.ndarray] | None:
+    """``[vertices, dimension, filtration]`` of every simplex of a gudhi simplex tree of
+    dimension ≤ 3, read from its serialisation, or None if that is not possible."""
     if _nb is None or simplex_tree.dimension() > 3:
         return None
-    state = simplex_tree.__getstate__()
-    buf = np.frombuffer(np.ascontiguousarray(state).tobytes(), dtype=np.uint8)
+    state = np.ascontiguousarray(simplex_tree.__getstate__())
+    buf = state.view(np.uint8) if state.dtype.itemsize == 1 else np.frombuffer(
+        state.tobytes(), dtype=np.uint8
+    )
     n_simplices = simplex_tree.num_simplices()
     if bytes(buf[:6]) != _GUDHI_STATE_HEADER:
         return None
@@ -745,15 +741,33 @@ def _numba_diagrams(
     if pos != len(buf) or len(verts) != n_simplices:
         logger.debug("unexpected gudhi serialisation; using gudhi's persistence")
         return None
+    return [verts, dim, filt]
+
+
+def _numba_diagrams(
+    tree: list[np.ndarray] | None,
+    n_points: int,
+    coords: np.ndarray | None = None,
+    rel_tol: float = 1e-10,
+    flat_tol: float = 1e-12,
+) -> dict[int, np.ndarray] | None:
+    """Squared-alpha (birth, death) pairs in dims 1 and 2, or None if not applicable.
+
+    ``tree`` is :func:`_tree_arrays` of the complex; it is emptied here so that its
+    arrays (~100 MB at 100k points) are freed as soon as they are split by dimension.
+    With ``coords``, the tree is only a triangulation and the filtration values are
+    computed by :func:`_alpha_values` from ``coords``; else the tree's values are used.
+    """
+    if tree is None:
+        return None
+    verts, dim, filt = tree
+    tree.clear()  # the caller's list no longer holds the arrays: they are freed below
     big = np.int64(max(n_points, int(verts.max()) + 1))
 
-    def of_dim(d):
-        m = dim == d
-        return verts[m, : d + 1], filt[m]
-
-    ev, fe = of_dim(1)
-    tv, ff = of_dim(2)
-    qv, fq = of_dim(3)
+    ev, fe, tv, ff, qv, fq = (
+        a for d in (1, 2, 3) for a in (verts[dim == d, : d + 1], filt[dim == d])
+    )
+    del verts, dim, filt
     if len(ev) == 0:
         return {1: np.zeros((0, 2)), 2: np.zeros((0, 2))}
     e_key = ev[:, 0] * big + ev[:, 1]
@@ -888,7 +902,9 @@ def alpha_diagrams(
     squared = None
     if precision == "delaunay":
         st = gudhi.DelaunayComplex(points=pts, precision="fast").create_simplex_tree()
-        squared = _numba_diagrams(st, len(pts), coords=pts)
+        tree = _tree_arrays(st)
+        del st  # the tree (~200 MB at 100k points) is not needed past this point
+        squared = _numba_diagrams(tree, len(pts), coords=pts)
         if squared is None:
             logger.warning("unexpected gudhi simplex-tree format; using precision='exact'")
             precision = "exact"
@@ -902,7 +918,7 @@ def alpha_diagrams(
             points=alpha_pts, precision="fast" if precision == "jitter" else "exact"
         ).create_simplex_tree()
         if use_numba:
-            squared = _numba_diagrams(st, len(pts))
+            squared = _numba_diagrams(_tree_arrays(st), len(pts))
         if squared is None:
             # Z/2 coefficients: the complex lives in R^3, so there is no torsion and the
             # diagrams equal gudhi's default Z/11 ones.
