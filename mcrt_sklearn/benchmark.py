@@ -427,15 +427,16 @@ def _pretrain_spec(settings: dict, pretrain_on, use_images: bool) -> dict:
     pt = dict(settings["pretrain"])
     return {"format": _RESULT_FORMAT, "corpus": str(pretrain_on),
             "max_structures": pt.pop("max_structures", None), "seed": settings["seed"],
-            "arch": settings["mcrt"], "train": pt, "featurizer": _featurizer_spec(settings),
-            "use_images": use_images}
+            "arch": settings["mcrt"], "train": pt,
+            "featurizer": _featurizer_spec(settings, use_images), "use_images": use_images}
 
 
-def _featurizer_spec(settings: dict) -> dict:
+def _featurizer_spec(settings: dict, use_images: bool = True) -> dict:
     """Featuriser settings that change the records (``n_jobs`` only changes the speed),
-    with the fast mode's version when fast persistence images are used."""
+    with the fast mode's version when the model uses fast persistence images (MCRTi
+    ignores the images, so a new fast mode does not refit it)."""
     spec = {k: v for k, v in settings["featurizer"].items() if k != "n_jobs"}
-    if spec.get("images", True) and spec.get("image_mode") == "fast":
+    if use_images and spec.get("images", True) and spec.get("image_mode") == "fast":
         from mcrt_sklearn.featurizers.persistence import FAST_MODE_VERSION
 
         spec["fast_images"] = FAST_MODE_VERSION
@@ -537,7 +538,7 @@ def _model_spec(name: str, settings: dict) -> dict:
     """The settings a model's result depends on (part of its fold-result key)."""
     if name in ("MCRT", "MCRTp", "MCRTi"):
         spec = {"arch": settings["mcrt"], "finetune": finetune_settings(name, settings),
-                "featurizer": _featurizer_spec(settings)}
+                "featurizer": _featurizer_spec(settings, use_images=name != "MCRTi")}
         if _is_pretrained(name, settings):
             spec["pretrain"] = settings["pretrain"]
             spec["pretrain_on"] = settings.get("_pretrain_on")

@@ -337,6 +337,13 @@ def test_fast_images_have_their_own_cache_keys(tmp_path):
     spec = _featurizer_spec({"featurizer": {"image_mode": "fast", "n_jobs": 2}})
     assert spec == {"image_mode": "fast", "fast_images": pi.FAST_MODE_VERSION}
     assert "fast_images" not in _featurizer_spec({"featurizer": {"image_mode": "exact"}})
+    # MCRTi ignores the images: its fold key must not change with the fast mode
+    from mcrt_sklearn.benchmark import _model_spec, default_settings
+
+    settings = default_settings(fast=True)
+    assert "fast_images" in _model_spec("MCRT", settings)["featurizer"]
+    assert "fast_images" in _model_spec("MCRTp", settings)["featurizer"]
+    assert "fast_images" not in _model_spec("MCRTi", settings)["featurizer"]
 
 
 # --------------------------------------------------------------------------- featurizer
