@@ -385,18 +385,30 @@ def _bt_max(tree, off, nl):
 
 
 @_njit
+def _grown(a, used, need):
+    # a itself if it holds `need` entries, else a copy of its first `used` entries in an
+    # int64 array of twice, four times... its size
+    size = a.shape[0]
+    if need <= size:
+        return a
+    while size < need:
+        size *= 2
+    out = np.empty(size, np.int64)
+    out[:used] = a[:used]
+    return out
+
+
+@_njit
 def _h1_reduce(t_order, neg1, tri_edges, e_rank, e_order, fe, ff, neg0):
     E = fe.shape[0]
     pivot_col = np.full(E, -1, np.int64)
-    cap = 1 << 20
-    store = np.empty(cap, np.int64)
+    store = np.empty(1 << 20, np.int64)
     start = np.empty(t_order.shape[0] + 1, np.int64)
     length = np.empty(t_order.shape[0] + 1, np.int64)
     used = 0
     ncol = 0
-    wcap = 1024
-    cur = np.empty(wcap, np.int64)
-    nxt = np.empty(wcap, np.int64)
+    cur = np.empty(1024, np.int64)
+    nxt = np.empty(1024, np.int64)
     births = np.empty(t_order.shape[0], np.float64)
     deaths = np.empty(t_order.shape[0], np.float64)
     # bit tree over the E edge ranks (64-ary, levels until one word): adding a short
@@ -453,13 +465,9 @@ def _h1_reduce(t_order, neg1, tri_edges, e_rank, e_order, fe, ff, neg0):
                     _bt_toggle(tree, off, nl, store[s0 + j])
                 continue
             # symmetric difference cur ^ stored[o]
-            if n + ln > wcap:
-                while n + ln > wcap:
-                    wcap *= 2
-                tmp = np.empty(wcap, np.int64)
-                tmp[:n] = cur[:n]
-                cur = tmp
-                nxt = np.empty(wcap, np.int64)
+            if n + ln > cur.shape[0]:
+                cur = _grown(cur, n, n + ln)
+                nxt = np.empty(cur.shape[0], np.int64)
             i = 0
             j = 0
             k = 0
@@ -496,12 +504,9 @@ def _h1_reduce(t_order, neg1, tri_edges, e_rank, e_order, fe, ff, neg0):
             n = 0
             p = _bt_max(tree, off, nl)
             while p >= 0:
-                if n == wcap:
-                    wcap *= 2
-                    tmp = np.empty(wcap, np.int64)
-                    tmp[:n] = cur[:n]
-                    cur = tmp
-                    nxt = np.empty(wcap, np.int64)
+                if n == cur.shape[0]:
+                    cur = _grown(cur, n, n + 1)
+                    nxt = np.empty(cur.shape[0], np.int64)
                 cur[n] = p
                 n += 1
                 _bt_toggle(tree, off, nl, p)
@@ -511,12 +516,7 @@ def _h1_reduce(t_order, neg1, tri_edges, e_rank, e_order, fe, ff, neg0):
             continue
         p = cur[n - 1]
         pivot_col[p] = ncol
-        if used + n > cap:
-            while used + n > cap:
-                cap *= 2
-            tmp = np.empty(cap, np.int64)
-            tmp[:used] = store[:used]
-            store = tmp
+        store = _grown(store, used, used + n)
         store[used : used + n] = cur[:n]
         start[ncol] = used
         length[ncol] = n
@@ -1120,6 +1120,13 @@ FAST_TOTAL_CALIBRATION = (1.0115, 1.0191)
 FAST_MODE_VERSION = 2
 
 
+def image_version(mode: str) -> int | None:
+    """Version of the images ``mode`` makes, for cache and result keys:
+    :data:`FAST_MODE_VERSION` for ``"fast"``, None for ``"exact"`` (whose images do not
+    change)."""
+    return FAST_MODE_VERSION if mode == "fast" else None
+
+
 def fast_persistence_image(
     structure: Any,
     pixels: int = 50,
@@ -1421,8 +1428,7 @@ class PersistenceImageFeaturizer(BaseFeaturizer, TransformerMixin):
             if isinstance(self.memory, joblib.Memory)
             else joblib.Memory(str(self.memory), verbose=0)
         )
-        fast_version = FAST_MODE_VERSION if self.mode == "fast" else None
-        return memory.cache(_versioned_image)(structure, fast_version, **kwargs)
+        return memory.cache(_versioned_image)(structure, image_version(self.mode), **kwargs)
 
     def featurize(self, structure: Any) -> list[float]:
         """Features of one crystal.
