@@ -435,11 +435,12 @@ def _featurizer_spec(settings: dict, use_images: bool = True) -> dict:
     """Featuriser settings that change the records (``n_jobs`` only changes the speed),
     with the fast mode's version when the model uses fast persistence images (MCRTi
     ignores the images, so a new fast mode does not refit it)."""
-    spec = {k: v for k, v in settings["featurizer"].items() if k != "n_jobs"}
-    if use_images and spec.get("images", True) and spec.get("image_mode") == "fast":
-        from mcrt_sklearn.featurizers.persistence import FAST_MODE_VERSION
+    from mcrt_sklearn.featurizers.persistence import image_version
 
-        spec["fast_images"] = FAST_MODE_VERSION
+    spec = {k: v for k, v in settings["featurizer"].items() if k != "n_jobs"}
+    version = image_version(spec.get("image_mode", "exact"))
+    if use_images and spec.get("images", True) and version is not None:
+        spec["fast_images"] = version
     return spec
 
 
@@ -902,7 +903,7 @@ def summarize(per_model: dict[str, list[dict]]) -> dict:
         for m in (*METRICS, *optional):
             vals = np.array([f["metrics"][m] for f in folds], dtype=float)
             finite = vals[np.isfinite(vals)]
-            entry[m] = {"mean": float(finite.mean()) if finite.size else float("nan"),
+            entry[m] = {"mean": _finite_mean(vals),
                         "std": float(finite.std()) if finite.size else float("nan"),
                         "folds": vals.tolist()}
         entry["k"] = int(min(f["metrics"]["k"] for f in folds))

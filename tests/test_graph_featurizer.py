@@ -412,7 +412,8 @@ def test_images_and_labels_are_wired(monkeypatch):
     monkeypatch.setitem(
         sys.modules,
         "mcrt_sklearn.featurizers.persistence",
-        types.SimpleNamespace(compute_persistence_image=fake_image, FAST_MODE_VERSION=0),
+        types.SimpleNamespace(compute_persistence_image=fake_image,
+                              image_version=lambda mode: 0),
     )
     monkeypatch.setitem(
         sys.modules,

@@ -103,11 +103,10 @@ class MCRTFeaturizer(BatchFeaturizerMixin, BaseFeaturizer, TransformerMixin):
     @property
     def _cache_namespace(self) -> str:
         # fast images change with the fast mode's version; exact ones do not
-        if self.images and self.image_mode == "fast":
-            from mcrt_sklearn.featurizers.persistence import FAST_MODE_VERSION
+        from mcrt_sklearn.featurizers.persistence import image_version
 
-            return f"{_FORMAT}+fast-v{FAST_MODE_VERSION}"
-        return _FORMAT
+        version = image_version(self.image_mode) if self.images else None
+        return _FORMAT if version is None else f"{_FORMAT}+fast-v{version}"
 
     def __init__(
         self,
