@@ -263,6 +263,11 @@ def _download_roy(target: Path) -> None:
     _write_layout(target, structures, table)
 
 
+#: The mobility column of ``mcrt_examples/properties.csv`` (and of the table built from
+#: ``charge_mobility_labels.csv`` for a copy made before that file existed).
+MCRT_EXAMPLES_MOBILITY = "charge_mobility_cm2_per_V_s"
+
+
 DATASETS: dict[str, DatasetInfo] = {
     "azaphenacenes": DatasetInfo(
         "azaphenacenes",
@@ -284,7 +289,9 @@ DATASETS: dict[str, DatasetInfo] = {
         "pretrain_corpus", "experimental CSD-derived organic crystals (no labels)"
     ),
     "mcrt_examples": DatasetInfo(
-        "mcrt_examples", "MCRT reference example CIFs (azapentacene CSP + BENZEN)", ("mobility",)
+        "mcrt_examples",
+        "MCRT reference example CIFs (azapentacene CSP + BENZEN)",
+        (MCRT_EXAMPLES_MOBILITY,),
     ),
 }
 
@@ -297,12 +304,14 @@ def _properties_table(folder: Path) -> pd.DataFrame:
             raise ValueError(f"{csv} has no 'id' column (columns: {list(table.columns)})")
         table["id"] = table["id"].astype(str)
         return table
-    # mcrt_examples: labels without a header, and only for some of the CIFs
+    # an mcrt_examples copy from before 2026-12 has no properties.csv, only the labels
+    # (no header line, and for some of the CIFs): same column name as the new table
     ids = sorted(p.stem for p in (folder / "cifs").glob("*.cif"))
     table = pd.DataFrame({"id": ids})
     labels = folder / "charge_mobility_labels.csv"
     if labels.exists():
-        mob = pd.read_csv(labels, header=None, names=["id", "mobility"], dtype={"id": str})
+        mob = pd.read_csv(labels, header=None, names=["id", MCRT_EXAMPLES_MOBILITY],
+                          dtype={"id": str})
         table = table.merge(mob, on="id", how="left")
     return table
 
@@ -393,8 +402,10 @@ def load_dataset(
     max_atoms : int, optional
         Refuse structures with more atoms (typed error naming the structure).
     min_distance : float
-        Refuse structures with two atoms closer than this (Å). A few experimental CSD
-        crystals store both positions of a disordered H (H–H ≈ 0.42 Å).
+        Refuse structures with two atoms closer than this (Å). Some experimental CSD
+        crystals store both positions of a disordered H (H–H ≈ 0.42 Å); the shared
+        ``pretrain_corpus`` has dropped those since 2026-12-01, so nothing of it is
+        left out.
     on_error : {"warn", "raise"}
         ``"warn"``: leave out structures that fail validation, with a warning naming
         each and why (the skipped ids and reasons are in ``properties.attrs["skipped"]``);

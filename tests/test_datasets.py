@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
+import warnings
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -19,6 +22,7 @@ from mcrt_sklearn.datasets import (
     load_dataset,
     reduce_supercell,
 )
+from mcrt_sklearn.structures import MIN_DISTANCE
 
 
 def test_azaphenacenes(shared_data):
@@ -32,29 +36,90 @@ def test_azaphenacenes(shared_data):
     assert [len(s) for s in structures] == list(table["n_atoms"])
 
 
-def test_pretrain_corpus_reports_what_it_leaves_out(shared_data):
-    with pytest.warns(UserWarning, match="left out"):
+def test_pretrain_corpus_loads_every_structure(shared_data):
+    # Since 2026-12-01 the corpus itself drops the proton-disordered cells and the
+    # duplicate COUMAR01, so nothing is left out and nothing is warned about.
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         ids, structures, table = load_dataset("pretrain_corpus", data_home=shared_data)
+    assert not [w for w in caught if "left out" in str(w.message)]
     raw = pd.read_csv(shared_data / "pretrain_corpus" / "properties.csv")
-    skipped = table.attrs["skipped"]
-    assert len(ids) + len(skipped) == len(raw) and len(ids) > 600
-    assert {sid for sid, _ in skipped} <= set(raw["id"])
-    assert all("OverlappingAtomsError" in why for _, why in skipped)
+    assert ids == list(raw["id"]) and len(ids) == 644 and table.attrs["skipped"] == []
+    assert not {"TEPHTH16", "TEPHTH17", "ADIPAC", "CHEXDC", "TAPSAF"} & set(ids)
+    assert ids.count("COUMAR01") == 1
+    assert table["source"].value_counts().to_dict() == {"csd500": 500, "pyxtal_test": 100,
+                                                         "pyxtal_mech": 44}
     assert [len(s) for s in structures] == list(table["n_atoms"])
+    assert (table["min_interatomic_distance_A"] > MIN_DISTANCE).all()
+    # the new column is the shortest distance of each cell (a few, to keep this quick)
+    for k in (0, 300, 643):
+        shortest = structures[k].distance_matrix[np.triu_indices(len(structures[k]), 1)].min()
+        assert shortest == pytest.approx(table["min_interatomic_distance_A"][k], abs=1e-3)
+
+
+def _dataset_copy(tmp_path, cifs: dict[str, Path], table: pd.DataFrame | None = None) -> Path:
+    folder = tmp_path / "copy"
+    (folder / "cifs").mkdir(parents=True)
+    for sid, src in cifs.items():
+        shutil.copyfile(src, folder / "cifs" / f"{sid}.cif")
+    if table is not None:
+        table.to_csv(folder / "properties.csv", index=False)
+    return folder
+
+
+def test_load_dataset_reports_what_it_leaves_out(tmp_path):
+    bad_dir = Path(__file__).resolve().parent / "data" / "bad"
+    folder = _dataset_copy(tmp_path, {"good": bad_dir / "good.cif",
+                                      "close": bad_dir / "close_atoms.cif"},
+                           pd.DataFrame({"id": ["good", "close"], "y": [1.0, 2.0]}))
+    with pytest.warns(UserWarning, match="1 structure.* left out: close"):
+        ids, structures, table = load_dataset(folder)
+    assert ids == ["good"] and list(table["y"]) == [1.0] and len(structures) == 1
+    [(sid, why)] = table.attrs["skipped"]
+    assert sid == "close" and "OverlappingAtomsError" in why
     # Asking for strictness raises the typed error instead; a looser limit keeps them all.
     from mcrt_sklearn.errors import OverlappingAtomsError
 
-    first_bad = skipped[0][0]
-    with pytest.raises(OverlappingAtomsError, match=first_bad):
-        load_dataset("pretrain_corpus", data_home=shared_data, ids=[first_bad], on_error="raise")
-    ids, _, _ = load_dataset("pretrain_corpus", data_home=shared_data, ids=[first_bad],
-                             min_distance=0.3)
-    assert ids == [first_bad]
+    with pytest.raises(OverlappingAtomsError, match="close"):
+        load_dataset(folder, on_error="raise")
+    ids, _, _ = load_dataset(folder, min_distance=0.05)
+    assert ids == ["good", "close"]
+
+
+def test_mcrt_examples_mobility(shared_data, tmp_path):
+    ids, _, table = load_dataset("mcrt_examples", data_home=shared_data)
+    column = datasets.MCRT_EXAMPLES_MOBILITY
+    assert column == "charge_mobility_cm2_per_V_s"
+    assert datasets.DATASETS["mcrt_examples"].targets == (column,)
+    labels = pd.read_csv(shared_data / "mcrt_examples" / "charge_mobility_labels.csv",
+                         header=None, names=["id", "y"]).set_index("id")["y"]
+    mobility = table.set_index("id")[column]
+    five = [f"5A_CSP_{i}" for i in range(1, 6)]
+    np.testing.assert_allclose(mobility[five], labels[five], rtol=1e-9)
+    assert np.isnan(mobility["BENZEN"])
+    # an older copy without properties.csv gets the same column from the labels file
+    src = shared_data / "mcrt_examples"
+    folder = _dataset_copy(tmp_path, {"5A_CSP_1": src / "cifs" / "5A_CSP_1.cif",
+                                      "BENZEN": src / "cifs" / "BENZEN.cif"})
+    shutil.copyfile(src / "charge_mobility_labels.csv", folder / "charge_mobility_labels.csv")
+    ids, _, old = load_dataset(folder)
+    assert ids == ["5A_CSP_1", "BENZEN"] and list(old.columns) == ["id", column]
+    assert old[column][0] == pytest.approx(labels["5A_CSP_1"]) and np.isnan(old[column][1])
+
+
+@pytest.mark.parametrize("name", sorted(datasets.DATASETS))
+def test_declared_targets_and_groups_are_columns(shared_data, name):
+    info = datasets.DATASETS[name]
+    table = datasets._properties_table(datasets.dataset_folder(name, data_home=shared_data))
+    declared = [*info.targets, *([info.group_column] if info.group_column else [])]
+    assert set(declared) <= set(table.columns)
+    for column in declared:
+        assert table[column].notna().any()
 
 
 @pytest.mark.parametrize("name,n,column", [("roy", 264, "relative_energy_kJ_per_mol"),
                                            ("x23", 23, "lattice_energy_dmc_kJ_per_mol"),
-                                           ("mcrt_examples", 6, "mobility")])
+                                           ("mcrt_examples", 6, "charge_mobility_cm2_per_V_s")])
 def test_other_named_datasets(shared_data, name, n, column):
     ids, structures, table = load_dataset(name, data_home=shared_data)
     assert len(ids) == len(structures) == n
