@@ -3,7 +3,9 @@
 ``load_dataset`` finds a dataset under ``data_home`` (argument, then the environment
 variable ``MCRT_SKLEARN_DATA``, then ``~/.cache/mcrt_sklearn``). The two datasets with a
 public download (``azaphenacenes`` and ``roy``) are fetched, checksum-verified and
-converted into that layout when they are not found locally.
+converted into that layout when they are not found locally. The azaphenacene
+supercells are reduced only to cells verified to tile them (:func:`find_tiling_cell`),
+the rule the shared cells were made with.
 """
 
 from __future__ import annotations
@@ -18,13 +20,14 @@ import shutil
 import tempfile
 import urllib.request
 import warnings
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from pymatgen.core import Lattice, Structure
+from pymatgen.core import Composition, Lattice, Structure
 
 from mcrt_sklearn.errors import StructureError
 from mcrt_sklearn.structures import MIN_DISTANCE, read_structure
@@ -112,10 +115,197 @@ def _write_layout(target: Path, structures: dict[str, Structure], table: pd.Data
             shutil.rmtree(tmp)
 
 
+#: ``get_primitive_structure`` tolerances (Å) tried, in this order, when reducing a
+#: supercell (as for the shared ``azaphenacenes`` cells; see that folder's README).
+PRIMITIVE_TOLERANCES = (0.01, 0.1, 0.5)
+#: The farthest (Å) any supercell atom may lie from its image in a reduced cell.
+TILING_TOLERANCE = 0.01
+
+
+@dataclass(frozen=True)
+class CellReduction:
+    """A cell verified to tile a supercell (see :func:`find_tiling_cell`).
+
+    Attributes
+    ----------
+    structure : Structure
+        The reduced cell (the supercell itself when no reduction passed).
+    multiplicity : int
+        Atoms of the supercell ÷ atoms of the cell (1: not reduced).
+    tolerance : float or None
+        The ``get_primitive_structure`` tolerance (Å) that gave the cell; None when
+        the supercell was kept.
+    max_deviation : float
+        The farthest any supercell atom lies from its image in the cell (Å).
+    transformation : ndarray of int, shape (3, 3)
+        ``supercell.lattice.matrix == transformation @ structure.lattice.matrix``
+        (lattice vectors as rows), up to the tiling tolerance.
+    n_molecules : int
+        Molecules in the cell (components of the bond graph).
+    """
+
+    structure: Structure
+    multiplicity: int
+    tolerance: float | None
+    max_deviation: float
+    transformation: np.ndarray
+    n_molecules: int
+
+
+def _tiling(
+    supercell: Structure, cell: Structure, lattice_tolerance: float
+) -> tuple[float, np.ndarray | None]:
+    """(max deviation in Å, integer transformation); (inf, None) when ``cell`` cannot tile."""
+    n_super, n_cell = len(supercell), len(cell)
+    if n_cell == 0 or n_super % n_cell:
+        return float("inf"), None
+    multiplicity = n_super // n_cell
+    a_super, a_cell = supercell.lattice.matrix, cell.lattice.matrix
+    inverse = np.linalg.inv(a_cell)
+    transformation = np.rint(a_super @ inverse)
+    lattice_error = np.linalg.norm(transformation @ a_cell - a_super, axis=1).max()
+    if lattice_error > lattice_tolerance:
+        return float("inf"), None
+    det = int(round(abs(np.linalg.det(transformation))))
+    if det != multiplicity or abs(supercell.volume / det - cell.volume) > 1e-4 * cell.volume:
+        return float("inf"), None
+    cell_species = np.array([site.specie.symbol for site in cell])
+    super_species = np.array([site.specie.symbol for site in supercell])
+    if set(cell_species) != set(super_species):
+        return float("inf"), None
+    worst = 0.0
+    for element in sorted(set(cell_species)):
+        own = cell.frac_coords[cell_species == element]
+        # the supercell's atoms in fractional coordinates of the cell
+        images = supercell.cart_coords[super_species == element] @ inverse
+        if len(images) != multiplicity * len(own):
+            return float("inf"), None
+        hits = np.zeros(len(own), dtype=np.int64)
+        for start in range(0, len(images), 1024):
+            diff = images[start : start + 1024, None, :] - own[None, :, :]
+            diff -= np.rint(diff)
+            dist = np.linalg.norm(diff @ a_cell, axis=-1)
+            nearest = dist.argmin(axis=1)
+            hits += np.bincount(nearest, minlength=len(own))
+            worst = max(worst, float(dist[np.arange(len(nearest)), nearest].max()))
+        if not np.all(hits == multiplicity):
+            return float("inf"), None
+    return worst, transformation.astype(np.int64)
+
+
+def tiling_deviation(
+    supercell: Structure, cell: Structure, lattice_tolerance: float = TILING_TOLERANCE
+) -> float:
+    """How well ``cell`` tiles ``supercell``: the farthest supercell atom from its image.
+
+    The cell tiles the supercell when the supercell lattice is an integer matrix of
+    the cell's lattice (to ``lattice_tolerance`` Å per vector) whose determinant is
+    ``len(supercell) / len(cell)``, the volumes agree, and every supercell atom has a
+    same-species atom of the cell nearest to it (periodically) such that each atom of
+    the cell is the nearest one of exactly ``len(supercell) / len(cell)`` supercell atoms.
+
+    Parameters
+    ----------
+    supercell : Structure
+        The multiplied cell.
+    cell : Structure
+        A candidate reduced cell (same Cartesian frame).
+    lattice_tolerance : float
+        Largest mismatch (Å) allowed between a supercell lattice vector and its
+        integer combination of the cell's vectors.
+
+    Returns
+    -------
+    float
+        The largest distance (Å) between a supercell atom and its image in ``cell``;
+        ``inf`` when ``cell`` cannot tile ``supercell`` at all.
+    """
+    return _tiling(supercell, cell, lattice_tolerance)[0]
+
+
+def _molecule_formulas(structure: Structure) -> Counter:
+    """How many molecules of each formula the cell holds (bond-graph components)."""
+    from mcrt_sklearn.featurizers.labels import molecule_ids
+
+    labels = molecule_ids(structure)
+    symbols = [site.specie.symbol for site in structure]
+    formulas: Counter = Counter()
+    for k in np.unique(labels):
+        members = Counter(symbols[i] for i in np.flatnonzero(labels == k))
+        formulas[Composition(members).formula] += 1
+    return formulas
+
+
+def find_tiling_cell(
+    supercell: Structure,
+    tolerances: Sequence[float] = PRIMITIVE_TOLERANCES,
+    max_deviation: float = TILING_TOLERANCE,
+    molecule_formula: str | None = None,
+) -> CellReduction:
+    """The smallest primitive reduction of ``supercell`` that provably tiles it.
+
+    Each tolerance is tried with pymatgen's ``get_primitive_structure``; a candidate is
+    kept only when (1) it tiles the supercell within ``max_deviation`` Å (see
+    :func:`tiling_deviation`: integer lattice matrix with determinant
+    ``N_super / N_cell``, same volume per cell, every supercell atom within
+    ``max_deviation`` of a same-species atom of the cell, each cell atom hit exactly
+    ``N_super / N_cell`` times) and (2) its molecules (bond-graph components) are
+    whole: the supercell's molecule formulas ÷ ``N_super / N_cell``, and all equal to
+    ``molecule_formula`` when it is given. Of the passing candidates the smallest is
+    kept, the first tolerance winning ties. A reduction that only *nearly* repeats
+    (pseudo-translational symmetry, as in azaphenacenes 063, 066 and 122, whose half
+    cells deviate by 0.03–0.04 Å) is therefore refused.
+
+    Parameters
+    ----------
+    supercell : Structure
+        A (possibly) multiplied cell.
+    tolerances : sequence of float
+        Site tolerances (Å) tried with ``get_primitive_structure``, in order.
+    max_deviation : float
+        Tiling tolerance (Å) for atoms and lattice vectors.
+    molecule_formula : str, optional
+        Formula every molecule of the cell must have (e.g. ``"C16H10N4"``).
+
+    Returns
+    -------
+    CellReduction
+        The verified cell; the supercell itself (``multiplicity`` 1, ``tolerance``
+        None) when no reduction passes.
+    """
+    super_molecules = _molecule_formulas(supercell)
+    wanted = None if molecule_formula is None else Composition(molecule_formula).formula
+    best = None
+    for tol in tolerances:
+        try:
+            prim = supercell.get_primitive_structure(tolerance=tol)
+        except Exception:  # pymatgen can fail on noisy cells; try the next tolerance
+            continue
+        if len(prim) >= (len(supercell) if best is None else len(best.structure)):
+            continue
+        deviation, transformation = _tiling(supercell, prim, max_deviation)
+        if not deviation <= max_deviation:
+            logger.debug("tolerance %s: %d-atom cell does not tile (%.4f Å)", tol, len(prim),
+                         deviation)
+            continue
+        multiplicity = len(supercell) // len(prim)
+        molecules = _molecule_formulas(prim)
+        scaled = Counter({f: c * multiplicity for f, c in molecules.items()})
+        if scaled != super_molecules or (wanted is not None and set(molecules) != {wanted}):
+            logger.debug("tolerance %s: %d-atom cell cuts molecules", tol, len(prim))
+            continue
+        best = CellReduction(prim, multiplicity, float(tol), deviation, transformation,
+                             sum(molecules.values()))
+    if best is None:
+        best = CellReduction(supercell.copy(), 1, None, 0.0, np.eye(3, dtype=np.int64),
+                             sum(super_molecules.values()))
+    return best
+
+
 def reduce_supercell(
-    supercell: Structure, tolerances: Sequence[float] = (0.05, 0.1, 0.2, 0.3, 0.5)
+    supercell: Structure, tolerances: Sequence[float] = PRIMITIVE_TOLERANCES
 ) -> Structure:
-    """Smallest primitive cell of ``supercell`` with the same composition ratio and volume per atom.
+    """The smallest primitive cell that tiles ``supercell`` (:func:`find_tiling_cell`).
 
     Parameters
     ----------
@@ -127,21 +317,9 @@ def reduce_supercell(
     Returns
     -------
     Structure
-        The reduced cell, or ``supercell`` itself when no reduction passes the checks.
+        The reduced cell, or a copy of ``supercell`` when no reduction tiles it.
     """
-    best = supercell
-    reduced = supercell.composition.reduced_composition
-    vol_per_atom = supercell.volume / len(supercell)
-    for tol in tolerances:
-        try:
-            prim = supercell.get_primitive_structure(tolerance=tol)
-        except Exception:  # pymatgen can fail on noisy cells; try the next tolerance
-            continue
-        same_ratio = prim.composition.reduced_composition.almost_equals(reduced, rtol=1e-6)
-        same_density = abs(prim.volume / len(prim) - vol_per_atom) < 1e-3 * vol_per_atom
-        if same_ratio and same_density and len(prim) < len(best):
-            best = prim
-    return best
+    return find_tiling_cell(supercell, tolerances).structure
 
 
 def chemiscope_frame_to_structure(frame: dict) -> Structure:
@@ -163,28 +341,93 @@ AZAPHENACENES_SHA256 = "4b5087e6bd8d864364a6b64ff9f5a1f7d9bf0ed34f981fc530f28df9
 AZAPHENACENES_STRUCTURES_SHA256 = "1f4bf62f9c2c10cfe76ccdcc49c9eb51ba76a51f6d21494f11f1a06a69fbf6b3"
 
 
+#: Every molecule of every azaphenacene cell has this formula.
+AZAPHENACENE_FORMULA = "C16H10N4"
+
+
+def convert_azaphenacene_frame(
+    properties: dict, index: int, frame: dict
+) -> tuple[str, Structure, dict]:
+    """One chemiscope azaphenacene: its id, verified reduced cell and properties row.
+
+    The stored supercell is reduced with :func:`find_tiling_cell` (tolerances
+    :data:`PRIMITIVE_TOLERANCES`, tiling within :data:`TILING_TOLERANCE` Å, whole
+    C16H10N4 molecules), the rule the shared ``azaphenacenes/`` cells were made with.
+
+    Parameters
+    ----------
+    properties : dict
+        The chemiscope index's ``"properties"`` (``energy``, ``mobility``, ``groups``,
+        ``Heuristic_Classes``, ``Detected_Classes``, ``CV1``, ``CV2``).
+    index : int
+        The structure's row in the chemiscope file.
+    frame : dict
+        Its chemiscope structure (``names``, ``x``, ``y``, ``z``, ``cell``).
+
+    Returns
+    -------
+    (str, Structure, dict)
+        ``azaphenacene_<index>``, the reduced cell, and its ``properties.csv`` row.
+
+    Raises
+    ------
+    ValueError
+        When no primitive reduction tiles the stored supercell: the converted dataset
+        would not be the documented one.
+    """
+    from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
+
+    sid = f"azaphenacene_{index:03d}"
+    supercell = chemiscope_frame_to_structure(frame)
+    reduction = find_tiling_cell(supercell, tolerances=PRIMITIVE_TOLERANCES,
+                                 max_deviation=TILING_TOLERANCE,
+                                 molecule_formula=AZAPHENACENE_FORMULA)
+    if reduction.tolerance is None:
+        raise ValueError(
+            f"{sid}: no primitive reduction (tolerances {tuple(PRIMITIVE_TOLERANCES)} Å) of "
+            f"the stored {len(supercell)}-atom supercell tiles it within {TILING_TOLERANCE} Å "
+            "with whole molecules; refusing to write a cell that is not the documented one"
+        )
+    cell = reduction.structure
+
+    def value(key: str):
+        return properties[key]["values"][index]
+
+    row = {
+        "id": sid,
+        "lattice_energy_kJ_per_mol": value("energy"),
+        "electron_mobility_cm2_per_V_s": value("mobility"),
+        "group": value("groups"),
+        "heuristic_class": value("Heuristic_Classes"),
+        "detected_class": value("Detected_Classes"),
+        "sketchmap_cv1": value("CV1"),
+        "sketchmap_cv2": value("CV2"),
+        "n_atoms": len(cell),
+        "n_molecules": reduction.n_molecules,
+        "n_atoms_original_supercell": len(supercell),
+        "supercell_multiplicity": reduction.multiplicity,
+        "primitive_tolerance_A": reduction.tolerance,
+        "tiling_max_deviation_A": round(reduction.max_deviation, 4),
+        "spacegroup_number": SpacegroupAnalyzer(cell, symprec=0.1).get_space_group_number(),
+        "density_g_cm3": round(float(cell.density), 4),
+        "chemiscope_index": index,
+    }
+    return sid, cell, row
+
+
 def convert_azaphenacenes(index_json: dict, frames: Sequence[dict]) -> tuple[dict, pd.DataFrame]:
-    """Convert the chemiscope Azaphenacenes dataset into structures + a properties table."""
+    """Convert the chemiscope Azaphenacenes dataset into structures + a properties table.
+
+    Every supercell is reduced and verified by :func:`convert_azaphenacene_frame`.
+    """
     from tqdm.auto import tqdm
 
     props = index_json["properties"]
     structures, rows = {}, []
     for i, frame in enumerate(tqdm(frames, desc="reducing azaphenacene supercells")):
-        sid = f"azaphenacene_{i:03d}"
-        cell = reduce_supercell(chemiscope_frame_to_structure(frame))
+        sid, cell, row = convert_azaphenacene_frame(props, i, frame)
         structures[sid] = cell
-        rows.append(
-            {
-                "id": sid,
-                "lattice_energy_kJ_per_mol": props["energy"]["values"][i],
-                "electron_mobility_cm2_per_V_s": props["mobility"]["values"][i],
-                "group": props["groups"]["values"][i],
-                "heuristic_class": props["Heuristic_Classes"]["values"][i],
-                "detected_class": props["Detected_Classes"]["values"][i],
-                "n_atoms": len(cell),
-                "n_atoms_original_supercell": len(frame["names"]),
-            }
-        )
+        rows.append(row)
     return structures, pd.DataFrame(rows)
 
 

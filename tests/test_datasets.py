@@ -236,3 +236,87 @@ def test_dataset_folder_and_benchmark_subset_use_checkout_data(shared_data, monk
     assert datasets.dataset_folder("x23").resolve() == (shared_data / "x23").resolve()
     ids, structures, table = _load_subset("x23", None, 5, 0, "lattice_energy_dmc_kJ_per_mol")
     assert len(ids) == len(structures) == len(table) == 5
+
+
+def _chemiscope_frame(structure: Structure, seed: int = 0) -> dict:
+    """A structure as a chemiscope frame, sites shuffled and moved by a lattice vector."""
+    order = np.random.default_rng(seed).permutation(len(structure))
+    cart = structure.cart_coords[order] + structure.lattice.matrix[0]
+    return {
+        "names": [structure[i].specie.symbol for i in order],
+        "x": cart[:, 0].tolist(), "y": cart[:, 1].tolist(), "z": cart[:, 2].tolist(),
+        "cell": structure.lattice.matrix.ravel().tolist(), "size": len(structure),
+    }
+
+
+def _chemiscope_properties(table: pd.DataFrame) -> dict:
+    table = table.sort_values("chemiscope_index")
+    columns = {"energy": "lattice_energy_kJ_per_mol", "mobility": "electron_mobility_cm2_per_V_s",
+               "groups": "group", "Heuristic_Classes": "heuristic_class",
+               "Detected_Classes": "detected_class", "CV1": "sketchmap_cv1",
+               "CV2": "sketchmap_cv2"}
+    return {key: {"values": table[col].tolist()} for key, col in columns.items()}
+
+
+def test_tiling_deviation():
+    cell = Structure.from_file(Path(__file__).resolve().parent / "data" / "bad" / "good.cif")
+    supercell = cell * ((1, 1, 0), (0, 2, 0), (0, 0, 1))
+    assert datasets.tiling_deviation(supercell, cell) < 1e-9
+    moved = supercell.copy()
+    moved.translate_sites([3], [0.05, 0, 0], frac_coords=False, to_unit_cell=False)
+    assert datasets.tiling_deviation(moved, cell) == pytest.approx(0.05, abs=1e-6)
+    squeezed = Structure(cell.lattice.matrix * 1.01, cell.species, cell.frac_coords)
+    assert datasets.tiling_deviation(supercell, squeezed) == np.inf
+    one_short = supercell.copy()
+    one_short.remove_sites([0])
+    assert datasets.tiling_deviation(one_short, cell) == np.inf
+    doubled = supercell.copy()
+    doubled.replace(0, "H", supercell[2].frac_coords)  # H 1 of the cell hit 3 times, H 0 once
+    assert datasets.tiling_deviation(doubled, cell) == np.inf
+
+
+@pytest.mark.parametrize("sid", ["azaphenacene_063", "azaphenacene_066", "azaphenacene_122"])
+def test_azaphenacene_conversion_reproduces_the_corrected_cells(shared_data, sid):
+    # Offline stand-in for the download: the shared cell multiplied into a supercell of
+    # the stored size, written as a chemiscope frame and converted back. The half-size
+    # cell that get_primitive_structure finds at 0.1-0.5 Å (pseudo-translation) only
+    # nearly tiles it and must be refused, as in the corrected shared data.
+    folder = shared_data / "azaphenacenes"
+    table = pd.read_csv(folder / "properties.csv")
+    expected = table.set_index("id").loc[sid]
+    cell = Structure.from_file(folder / "cifs" / f"{sid}.cif")
+    assert len(cell) == expected["n_atoms"] == 120 and expected["n_molecules"] == 4
+    assert expected["tiling_max_deviation_A"] <= datasets.TILING_TOLERANCE
+    supercell = cell * (2, 2, expected["supercell_multiplicity"] // 4)
+    assert len(supercell) == expected["n_atoms_original_supercell"]
+    half = supercell.get_primitive_structure(tolerance=0.5)
+    assert len(half) == 60 and 0.02 < datasets.tiling_deviation(supercell, half) < 0.05
+
+    index = int(expected["chemiscope_index"])
+    got_id, reduced, row = datasets.convert_azaphenacene_frame(
+        _chemiscope_properties(table), index, _chemiscope_frame(supercell)
+    )
+    assert got_id == sid
+    assert len(reduced) == 120 and reduced.composition == cell.composition
+    assert reduced.volume == pytest.approx(cell.volume, rel=1e-6)
+    assert row["tiling_max_deviation_A"] == 0.0
+    for column, value in row.items():  # every other column as in the shared table
+        if column in ("id", "tiling_max_deviation_A"):
+            continue
+        if isinstance(value, float):
+            assert value == pytest.approx(float(expected[column]), abs=1e-4), column
+        else:
+            assert value == expected[column], column
+
+    # With only the tolerance that gives the half cell, nothing tiles: kept / refused.
+    reduction = datasets.find_tiling_cell(supercell, tolerances=(0.5,))
+    assert reduction.multiplicity == 1 and reduction.tolerance is None
+    assert len(reduction.structure) == len(supercell)
+
+
+def test_azaphenacene_conversion_refuses_a_cell_that_does_not_tile(shared_data, monkeypatch):
+    cell = Structure.from_file(shared_data / "azaphenacenes" / "cifs" / "azaphenacene_063.cif")
+    frame = _chemiscope_frame(cell * (2, 2, 2))
+    monkeypatch.setattr(datasets, "PRIMITIVE_TOLERANCES", (0.5,))
+    with pytest.raises(ValueError, match="azaphenacene_063: no primitive reduction"):
+        datasets.convert_azaphenacene_frame({}, 63, frame)
