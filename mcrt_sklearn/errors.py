@@ -8,9 +8,31 @@ instead of raising them.
 
 from __future__ import annotations
 
+import ast
+import pickle
+import re
+from collections.abc import Iterable
+
+
+def _restore(cls: type, args: tuple, state: dict) -> MCRTError:
+    """Unpickle an error without calling its ``__init__`` (whatever its signature)."""
+    err = cls.__new__(cls, *args)
+    err.args = tuple(args)
+    err.__dict__.update(state)
+    return err
+
 
 class MCRTError(Exception):
-    """Base class of every error raised by ``mcrt_sklearn``."""
+    """Base class of every error raised by ``mcrt_sklearn``.
+
+    Every error of the package survives pickling (``pickle.loads(pickle.dumps(e))``
+    keeps its type, message and attributes, so joblib workers can report it) and can
+    be built from one message string, as matminer does when it re-raises
+    ``type(e)(message)``.
+    """
+
+    def __reduce__(self):
+        return (_restore, (type(self), self.args, dict(self.__dict__)))
 
 
 class StructureError(MCRTError, ValueError):
@@ -24,11 +46,21 @@ class StructureError(MCRTError, ValueError):
         What is wrong with it.
     hint : str, optional
         What the user can do about it.
+
+    With a single argument, it is the whole message (matminer's re-raise): the id is
+    read back from a message of the form ``structure '<id>': ...`` (else it is
+    ``""``), ``reason`` is the rest of the message and ``hint`` is ``""``.
     """
 
     default_hint = ""
 
-    def __init__(self, structure_id: str, reason: str, hint: str | None = None):
+    def __init__(self, structure_id: str, reason: str | None = None, hint: str | None = None):
+        if reason is None:
+            message = str(structure_id)
+            self.structure_id, self.reason = _split_message(message)
+            self.hint = "" if hint is None else hint
+            super().__init__(message)
+            return
         self.structure_id = str(structure_id)
         self.reason = reason
         self.hint = self.default_hint if hint is None else hint
@@ -37,9 +69,19 @@ class StructureError(MCRTError, ValueError):
             message += f" ({self.hint})"
         super().__init__(message)
 
-    def __reduce__(self):
-        # Keep the typed error picklable across joblib workers.
-        return (type(self), (self.structure_id, self.reason, self.hint))
+
+_MESSAGE_ID = re.compile(r"""structure ('(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*"): """)
+
+
+def _split_message(message: str) -> tuple[str, str]:
+    """(structure id, rest) of a ``structure '<id>': <reason>`` message; ("", message) else."""
+    match = _MESSAGE_ID.match(message)
+    if match:
+        try:
+            return str(ast.literal_eval(match.group(1))), message[match.end():]
+        except (ValueError, SyntaxError):
+            pass
+    return "", message
 
 
 class UnreadableStructureError(StructureError):
@@ -93,16 +135,44 @@ class NoBondsError(StructureError):
     default_hint = "increase the cutoff or check the cell's scale (Å expected)"
 
 
+class MultipleStructuresError(StructureError):
+    """A file holds several crystal structures where one is expected."""
+
+    default_hint = (
+        "read it with read_structures, which returns one structure per data block "
+        "(ids '<file>#<block>'), or split the file"
+    )
+
+
+class InvalidIdError(StructureError):
+    """A structure id that is not a plain file name (it would point outside its folder)."""
+
+    default_hint = (
+        "ids must be the file stems of cifs/<id>.cif: no path separators, no '..'"
+    )
+
+
 class FeaturizationError(MCRTError, RuntimeError):
     """Raised when a batch had failures and errors were not ignored.
 
     Parameters
     ----------
+    failures : list of (str, Exception), or str
+        The structure id and the error of each failed structure. A string is taken
+        as the whole message (matminer's re-raise), with no failures listed.
+
+    Attributes
+    ----------
     failures : list of (str, Exception)
-        The structure id and the error of each failed structure.
+        As given. When pickled, an error that cannot itself be pickled is replaced by
+        a ``RuntimeError`` holding its type name and message.
     """
 
-    def __init__(self, failures):
+    def __init__(self, failures: Iterable[tuple[str, BaseException]] | str):
+        if isinstance(failures, str):
+            self.failures = []
+            super().__init__(failures)
+            return
         self.failures = list(failures)
         lines = [f"  {sid}: {type(err).__name__}: {err}" for sid, err in self.failures[:20]]
         more = len(self.failures) - 20
@@ -111,6 +181,20 @@ class FeaturizationError(MCRTError, RuntimeError):
         super().__init__(
             f"{len(self.failures)} structure(s) could not be featurised:\n" + "\n".join(lines)
         )
+
+    def __reduce__(self):
+        state = dict(self.__dict__)
+        state["failures"] = [(sid, _picklable(err)) for sid, err in self.failures]
+        return (_restore, (type(self), self.args, state))
+
+
+def _picklable(err: BaseException) -> BaseException:
+    """``err``, or a RuntimeError with its type and message when it does not pickle."""
+    try:
+        pickle.loads(pickle.dumps(err))
+    except Exception:
+        return RuntimeError(f"{type(err).__name__}: {err}")
+    return err
 
 
 class CheckpointError(MCRTError, ValueError):
