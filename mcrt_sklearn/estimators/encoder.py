@@ -11,11 +11,17 @@ from sklearn.utils.validation import check_is_fitted
 
 from mcrt_sklearn.data import batch_to, collate
 from mcrt_sklearn.estimators._net import build_network, check_records, device_of, seeded
+from mcrt_sklearn.featurizers.record import MCRTInput
 from mcrt_sklearn.model.rollout import cls_rollout
 
 __all__ = ["MCRTEncoder"]
 
 _OUTPUTS = {"cls": "cls_feats", "raw_cls": "raw_cls_feats", "atoms_mean": "graph_feats"}
+
+
+def _listed(X) -> list:
+    """X as a list (a single record becomes a one-element list)."""
+    return [X] if isinstance(X, MCRTInput) else list(X)
 
 
 class MCRTEncoder(TransformerMixin, BaseEstimator):
@@ -108,8 +114,15 @@ class MCRTEncoder(TransformerMixin, BaseEstimator):
             yield chunk, batch_to(batch, device_of(self))
 
     def transform(self, X) -> np.ndarray:
-        """Embeddings of records ``X``, shape (n, hid_dim), float32."""
+        """Embeddings of records ``X``, shape (n, hid_dim), float32.
+
+        No records (e.g. every structure of a batch failed featurisation and was
+        skipped) give an empty (0, ``n_features_out_``) array.
+        """
         check_is_fitted(self, "network_")
+        X = _listed(X)
+        if not X:
+            return np.empty((0, self.n_features_out_), dtype=np.float32)
         key = _OUTPUTS[self.output]
         parts = []
         with torch.no_grad():
@@ -132,10 +145,13 @@ class MCRTEncoder(TransformerMixin, BaseEstimator):
         of each atom in the record's own order — and, with images, ``patches_1d`` and
         ``patches_2d`` (10, 10) laid out like the H1 / H2 persistence images, plus
         ``special`` (scores of [CLS], [SEP] and the four [SCL] tokens). Scores of one
-        record sum to 1 over all tokens.
+        record sum to 1 over all tokens. No records give an empty list.
         """
         check_is_fitted(self, "network_")
+        X = _listed(X)
         out = []
+        if not X:
+            return out
         for chunk, batch in self._batches(X):
             scores = cls_rollout(self.network_, batch)
             for i, rec in enumerate(chunk):
