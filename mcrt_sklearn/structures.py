@@ -18,6 +18,7 @@ from pymatgen.core import Composition, Lattice, Structure
 from mcrt_sklearn.errors import (
     DisorderedStructureError,
     EmptyStructureError,
+    MultipleStructuresError,
     NotPeriodicError,
     OverlappingAtomsError,
     TooManyAtomsError,
@@ -61,6 +62,48 @@ def _read_text(path: Path, sid: str) -> str:
 
 
 _FORMULA_RE = re.compile(r"^_chemical_formula_sum\s+(?:'([^']*)'|\"([^\"]*)\"|(\S+))", re.M)
+
+
+#: A data block header: ``data_<name>`` at the start of a line.
+_DATA_BLOCK_RE = re.compile(r"^[ \t]*data_(\S*)", re.I)
+#: An atom-site coordinate tag: the block holds a structure.
+_ATOM_SITE_RE = re.compile(r"^[ \t]*_atom_site[_.](?:fract_x|cartn_x)\b", re.I | re.M)
+
+
+def _cif_blocks(text: str) -> list[tuple[str, str]]:
+    """(name, text) of each data block of a CIF, in file order.
+
+    A ``data_`` line inside a semicolon-delimited text field is not a header; text
+    before the first header (comments) belongs to no block.
+    """
+    blocks: list[tuple[str, str]] = []
+    name, start, pos, in_text_field = None, 0, 0, False
+    for line in text.splitlines(keepends=True):
+        if line.startswith(";"):
+            in_text_field = not in_text_field
+        elif not in_text_field:
+            header = _DATA_BLOCK_RE.match(line)
+            if header:
+                if name is not None:
+                    blocks.append((name, text[start:pos]))
+                name, start = header.group(1), pos
+        pos += len(line)
+    if name is not None:
+        blocks.append((name, text[start:]))
+    return blocks
+
+
+def _structure_blocks(text: str) -> list[tuple[str, str]]:
+    """The data blocks of a CIF that list atom sites, with unique names.
+
+    A block without a name, or whose name repeats, is named by its 1-based position
+    among the structure blocks.
+    """
+    blocks = [(name, body) for name, body in _cif_blocks(text) if _ATOM_SITE_RE.search(body)]
+    names = [name for name, _ in blocks]
+    if any(not name for name in names) or len({n.lower() for n in names}) < len(names):
+        return [(str(k + 1), body) for k, (_, body) in enumerate(blocks)]
+    return blocks
 
 
 def _read_cif(text: str, path: Path, sid: str) -> Structure:
@@ -131,12 +174,26 @@ def _read_xyz(text: str, path: Path, sid: str) -> Structure:
         raise UnreadableStructureError(sid, f"{path}: {type(exc).__name__}: {exc}") from exc
 
 
+def _is_cif(path: Path) -> bool:
+    return path.name.lower().endswith((".cif", ".mcif"))
+
+
 def _read_file(path: Path, sid: str) -> Structure:
+    """The one structure of a file; a CIF with several structure blocks is refused."""
     if not path.exists():
         raise UnreadableStructureError(sid, f"file {path} does not exist")
     text = _read_text(path, sid)
     name = path.name.lower()
-    if name.endswith(".cif") or name.endswith(".mcif"):
+    if _is_cif(path):
+        blocks = _structure_blocks(text)
+        if len(blocks) > 1:
+            listed = ", ".join(repr(block) for block, _ in blocks[:5])
+            more = f" and {len(blocks) - 5} more" if len(blocks) > 5 else ""
+            raise MultipleStructuresError(
+                sid,
+                f"{path} holds {len(blocks)} data blocks with a crystal structure "
+                f"({listed}{more}) where one structure is expected",
+            )
         return _read_cif(text, path, sid)
     if name.endswith(".xyz") or name.endswith(".extxyz"):
         return _read_xyz(text, path, sid)
@@ -154,6 +211,17 @@ def _read_file(path: Path, sid: str) -> Structure:
     raise UnreadableStructureError(
         sid, f"unknown file type {path.suffix or path.name!r} (expected .cif, POSCAR, .vasp or .xyz)"
     )
+
+
+def _read_file_blocks(path: Path, sid: str) -> list[tuple[str, Structure]]:
+    """Every structure of a file: one per structure block of a CIF (``<sid>#<block>``)."""
+    if not (path.exists() and _is_cif(path)):
+        return [(sid, _read_file(path, sid))]
+    text = _read_text(path, sid)
+    blocks = _structure_blocks(text)
+    if len(blocks) <= 1:
+        return [(sid, _read_cif(text, path, sid))]
+    return [(f"{sid}#{block}", _read_cif(body, path, f"{sid}#{block}")) for block, body in blocks]
 
 
 def validate_structure(
@@ -241,6 +309,13 @@ def read_structure(
     Returns
     -------
     (str, Structure)
+
+    Raises
+    ------
+    MultipleStructuresError
+        A CIF holds several data blocks with a structure (use :func:`read_structures`).
+    StructureError
+        Any other bad input, with a typed subclass naming it and the reason.
     """
     sid = sid if sid is not None else structure_id(obj)
     if isinstance(obj, (str, os.PathLike)):
@@ -273,6 +348,10 @@ def read_structures(
     Returns
     -------
     list of (str, Structure)
+        One entry per structure, in input order. A CIF with several data blocks that
+        hold a structure gives one entry per block, with id ``<id>#<block name>``
+        (``<id>#<k>`` when block names are missing or repeated), so the list can be
+        longer than the input.
 
     Raises
     ------
@@ -287,5 +366,10 @@ def read_structures(
     out = []
     for i, obj in enumerate(items):
         sid = ids[i] if ids is not None else structure_id(obj, i)
-        out.append(read_structure(obj, sid, max_atoms=max_atoms, min_distance=min_distance))
+        if not isinstance(obj, (str, os.PathLike)):
+            out.append(read_structure(obj, sid, max_atoms=max_atoms, min_distance=min_distance))
+            continue
+        for block_sid, structure in _read_file_blocks(Path(obj), sid):
+            validate_structure(structure, block_sid, max_atoms=max_atoms, min_distance=min_distance)
+            out.append((block_sid, structure))
     return out

@@ -133,3 +133,69 @@ def test_read_structures_ids_and_mixed_input(shared_data):
     with pytest.raises(ValueError, match="2 structures"):
         read_structures([cifs[1], s0], ids=["a"])
     assert read_structures(cifs[0])[0][0] == "5A_CSP_1"
+
+
+def _cif_block(name: str, a: float, occupancy: str = "1") -> str:
+    """A small P1 CIF data block (C2H2 per half cell) with cell length ``a`` (Å)."""
+    sites = [("C", 0.1, 0.1, 0.1), ("C", 0.3, 0.1, 0.1), ("H", 0.0, 0.1, 0.1),
+             ("H", 0.4, 0.1, 0.1), ("C", 0.6, 0.6, 0.6), ("C", 0.8, 0.6, 0.6),
+             ("H", 0.5, 0.6, 0.6), ("H", 0.9, 0.6, 0.6)]
+    rows = "\n".join(f"  {el} {el}{k} {x:.5f} {y:.5f} {z:.5f} {occupancy if k == 0 else '1'}"
+                     for k, (el, x, y, z) in enumerate(sites))
+    return (
+        f"data_{name}\n_symmetry_space_group_name_H-M 'P 1'\n"
+        f"_cell_length_a {a}\n_cell_length_b 6.0\n_cell_length_c 6.0\n"
+        "_cell_angle_alpha 90.0\n_cell_angle_beta 90.0\n_cell_angle_gamma 90.0\n"
+        "loop_\n _symmetry_equiv_pos_as_xyz\n  'x, y, z'\n"
+        "loop_\n _atom_site_type_symbol\n _atom_site_label\n _atom_site_fract_x\n"
+        f" _atom_site_fract_y\n _atom_site_fract_z\n _atom_site_occupancy\n{rows}\n"
+    )
+
+
+def test_read_structures_reads_every_data_block(tmp_path):
+    path = tmp_path / "two.cif"
+    path.write_text("# two crystals\n" + _cif_block("first", 6.0) + _cif_block("second", 7.5))
+    out = read_structures(path)
+    assert [sid for sid, _ in out] == ["two#first", "two#second"]
+    assert [s.lattice.a for _, s in out] == pytest.approx([6.0, 7.5])
+    assert all(len(s) == 8 and s.composition.reduced_composition == Composition("CH")
+               for _, s in out)
+    _, good = read_structure(BAD_DIR / "good.cif")
+    np.testing.assert_allclose(out[0][1].frac_coords, good.frac_coords)
+    # given ids name the file; the block follows; other inputs keep their place
+    out = read_structures([BAD_DIR / "good.cif", path], ids=["g", "x"])
+    assert [sid for sid, _ in out] == ["g", "x#first", "x#second"]
+
+
+def test_read_structure_refuses_several_data_blocks(tmp_path):
+    path = tmp_path / "two.cif"
+    path.write_text(_cif_block("first", 6.0) + _cif_block("second", 7.5))
+    with pytest.raises(errors.MultipleStructuresError) as info:
+        read_structure(path)
+    err = info.value
+    assert err.structure_id == "two" and isinstance(err, errors.StructureError)
+    assert str(path) in str(err) and "2 data blocks" in str(err)
+    assert "'first', 'second'" in str(err) and "read_structures" in str(err)
+
+
+def test_blocks_without_atoms_and_text_fields_are_not_structures(tmp_path):
+    meta = "data_global\n_publ_section_title\n;\nCrystals\ndata_not_a_block\n;\n"
+    path = tmp_path / "one.cif"
+    path.write_text(meta + _cif_block("only", 6.0))
+    sid, structure = read_structure(path)
+    assert sid == "one" and len(structure) == 8
+    assert [sid for sid, _ in read_structures(path)] == ["one"]
+
+
+def test_data_blocks_with_repeated_names_are_numbered(tmp_path):
+    path = tmp_path / "same.cif"
+    path.write_text(_cif_block("x", 6.0) + _cif_block("x", 6.5) + _cif_block("x", 7.0))
+    assert [sid for sid, _ in read_structures(path)] == ["same#1", "same#2", "same#3"]
+
+
+def test_a_bad_data_block_is_named_in_the_error(tmp_path):
+    path = tmp_path / "mixed.cif"
+    path.write_text(_cif_block("fine", 6.0) + _cif_block("partial", 6.0, occupancy="0.5"))
+    with pytest.raises(errors.DisorderedStructureError) as info:
+        read_structures(path)
+    assert info.value.structure_id == "mixed#partial"
