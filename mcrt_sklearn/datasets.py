@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 from pymatgen.core import Composition, Lattice, Structure
 
-from mcrt_sklearn.errors import StructureError
+from mcrt_sklearn.errors import InvalidIdError, StructureError
 from mcrt_sklearn.structures import MIN_DISTANCE, read_structure
 
 __all__ = ["load_dataset", "dataset_folder", "get_data_home", "DATASETS", "DatasetNotFoundError"]
@@ -539,6 +539,23 @@ DATASETS: dict[str, DatasetInfo] = {
 }
 
 
+def _check_id(sid: str, source: Path) -> None:
+    """Refuse an id that is not a plain file stem: ``cifs/<id>.cif`` must stay in ``cifs/``.
+
+    Raises
+    ------
+    InvalidIdError
+        The id holds a path separator (``/`` or ``\\``, whatever the OS) or a NUL,
+        is empty, or is ``.`` or ``..``.
+    """
+    if not sid or sid in (".", "..") or any(c in sid for c in ("/", "\\", "\0")):
+        raise InvalidIdError(
+            sid,
+            f"the id {sid!r} in {source} is not a plain file name (it has a path separator "
+            "or is '.' / '..'), so cifs/<id>.cif would point outside the dataset's cifs/ folder",
+        )
+
+
 def _properties_table(folder: Path) -> pd.DataFrame:
     csv = folder / "properties.csv"
     if csv.exists():
@@ -546,6 +563,8 @@ def _properties_table(folder: Path) -> pd.DataFrame:
         if "id" not in table.columns:
             raise ValueError(f"{csv} has no 'id' column (columns: {list(table.columns)})")
         table["id"] = table["id"].astype(str)
+        for sid in table["id"]:
+            _check_id(sid, csv)
         return table
     # an mcrt_examples copy from before 2026-12 has no properties.csv, only the labels
     # (no header line, and for some of the CIFs): same column name as the new table
@@ -665,6 +684,9 @@ def load_dataset(
     ------
     DatasetNotFoundError
         The dataset is not on disk and cannot be downloaded.
+    InvalidIdError
+        An id of ``properties.csv`` is not a plain file stem (``../x``, ``a/b``): it
+        would read a file outside the dataset folder. Raised whatever ``on_error``.
     StructureError
         A structure is unreadable or invalid (names the file).
     """

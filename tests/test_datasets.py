@@ -320,3 +320,29 @@ def test_azaphenacene_conversion_refuses_a_cell_that_does_not_tile(shared_data, 
     monkeypatch.setattr(datasets, "PRIMITIVE_TOLERANCES", (0.5,))
     with pytest.raises(ValueError, match="azaphenacene_063: no primitive reduction"):
         datasets.convert_azaphenacene_frame({}, 63, frame)
+
+
+@pytest.mark.parametrize("bad_id", ["../outside", "sub/inner", "..\\outside", "..", "/abs/x"])
+def test_ids_that_leave_the_dataset_folder_are_refused(tmp_path, bad_id):
+    from mcrt_sklearn.errors import InvalidIdError
+
+    good = Path(__file__).resolve().parent / "data" / "bad" / "good.cif"
+    folder = _dataset_copy(tmp_path, {"fine": good},
+                           pd.DataFrame({"id": ["fine", bad_id], "y": [1.0, 2.0]}))
+    shutil.copyfile(good, folder / "outside.cif")  # what '../outside' would have read
+    (folder / "cifs" / "sub").mkdir()
+    shutil.copyfile(good, folder / "cifs" / "sub" / "inner.cif")
+    for on_error in ("warn", "raise"):
+        with pytest.raises(InvalidIdError) as info:
+            load_dataset(folder, on_error=on_error)
+        assert info.value.structure_id == bad_id
+        assert repr(bad_id) in str(info.value)
+        assert str(folder / "properties.csv") in str(info.value)
+
+
+def test_ids_with_dots_that_stay_in_the_folder_are_fine(tmp_path):
+    good = Path(__file__).resolve().parent / "data" / "bad" / "good.cif"
+    folder = _dataset_copy(tmp_path, {"a..b": good, ".hidden": good},
+                           pd.DataFrame({"id": ["a..b", ".hidden"]}))
+    ids, _, _ = load_dataset(folder)
+    assert ids == ["a..b", ".hidden"]
