@@ -23,6 +23,7 @@ from sklearn.base import clone
 
 from mcrt_sklearn.errors import (
     FeaturizationError,
+    StructureError,
     TooManyAtomsError,
     UnreadableStructureError,
 )
@@ -258,6 +259,44 @@ def test_unknown_angle_convention():
         )
 
 
+BAD_PARAMS = [
+    ({"n_neighbors": 0}, "n_neighbors"),
+    ({"angle_neighbors": 2.5}, "angle_neighbors"),
+    ({"cutoff": -1.0}, "cutoff"),
+    ({"angle_convention": "cartesian"}, "angle_convention"),
+    ({"images": True, "image_mode": "slow"}, "image_mode"),
+    ({"images": True, "image_pixels": 0}, "image_pixels"),
+    ({"images": True, "supercell": "sphere"}, "supercell"),
+]
+
+
+@pytest.mark.parametrize("params,name", BAD_PARAMS, ids=[n for _, n in BAD_PARAMS])
+def test_bad_parameters_fail_first_in_every_entry_point(params, name):
+    pd = pytest.importorskip("pandas")
+    good = read_structure(Path(__file__).resolve().parent / "data" / "bad" / "good.cif")[1]
+    fz = MCRTFeaturizer(**{"images": False, **params})
+    ignoring = clone(fz).set_params(ignore_errors=True)
+    df = pd.DataFrame({"structure": [good, good]})
+    calls = {
+        "featurize": lambda: fz.featurize(good),
+        "featurize_one": lambda: fz.featurize_one(good),
+        "transform": lambda: fz.transform([good]),
+        "transform, ignore_errors": lambda: ignoring.transform([good]),
+        "featurize_many": lambda: fz.featurize_many([good], pbar=False),
+        "featurize_many, ignore_errors": lambda: fz.featurize_many(
+            [good, "missing.cif"], ignore_errors=True, pbar=False),
+        "featurize_many, return_errors": lambda: fz.featurize_many(
+            [good], ignore_errors=True, return_errors=True, pbar=False),
+        "featurize_dataframe": lambda: fz.featurize_dataframe(df, "structure", pbar=False),
+        "featurize_dataframe, ignore_errors": lambda: fz.featurize_dataframe(
+            df, "structure", ignore_errors=True, pbar=False),
+    }
+    for what, call in calls.items():
+        with pytest.raises(ValueError, match=name) as info:
+            call()
+        assert not isinstance(info.value, StructureError), what  # a setting, not a structure
+
+
 # ----------------------------------------------------------------- invariances
 
 
@@ -413,6 +452,7 @@ def test_images_and_labels_are_wired(monkeypatch):
         sys.modules,
         "mcrt_sklearn.featurizers.persistence",
         types.SimpleNamespace(compute_persistence_image=fake_image,
+                              check_image_params=lambda *args: None,
                               image_version=lambda mode: 0),
     )
     monkeypatch.setitem(

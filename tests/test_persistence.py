@@ -395,6 +395,23 @@ def test_featurizer_errors():
         alpha_diagrams(np.zeros((4, 3)), precision="safe")
 
 
+@pytest.mark.parametrize("params,name", [({"pixels": 0}, "pixels"), ({"spread": -1.0}, "spread"),
+                                         ({"box": 0.0}, "box"), ({"mode": "quick"}, "mode"),
+                                         ({"supercell": "sphere"}, "supercell")])
+def test_bad_settings_raise_in_featurize_many_and_dataframe(params, name):
+    import pandas as pd
+
+    feat = PersistenceImageFeaturizer(**params)
+    entries = ["/nonexistent/crystal.cif"]  # never read: the settings fail first
+    for ignore_errors, return_errors in ((False, False), (True, False), (True, True)):
+        with pytest.raises(ValueError, match=name):
+            feat.featurize_many(entries, ignore_errors=ignore_errors,
+                                return_errors=return_errors, pbar=False)
+    with pytest.raises(ValueError, match=name):
+        feat.featurize_dataframe(pd.DataFrame({"s": entries}), "s", ignore_errors=True,
+                                 pbar=False)
+
+
 def test_featurizer_cache(tmp_path):
     feat = PersistenceImageFeaturizer(pixels=5, box=30.0, memory=str(tmp_path))
     s = _structure("5A_CSP_5")

@@ -349,6 +349,10 @@ class BatchFeaturizerMixin:
     - ``_cache_namespace`` (str) and ``_cache_params() -> dict`` (output-affecting
       parameters);
     - ``_max_atoms`` (int or None);
+    - optionally ``_check_params()``, raising ``ValueError`` for bad parameters; it
+      runs before any structure is read, in every entry point (``featurize_one``,
+      ``transform``, ``featurize_many`` and so ``featurize_dataframe``), so a bad
+      setting is one clear error, never a failure recorded per structure;
     - the constructor parameters ``n_jobs, cache_dir, ignore_errors, return_errors,
       progress``.
 
@@ -390,7 +394,11 @@ class BatchFeaturizerMixin:
     def _compute(self, structure: Structure, sid: str):  # pragma: no cover - overridden
         raise NotImplementedError
 
+    def _check_params(self) -> None:
+        """Raise ``ValueError`` for bad parameters (override; default: nothing to check)."""
+
     def _run(self, X, ids=None, progress=None, ignore_errors=None, return_errors=None):
+        self._check_params()
         batch = run_batch(
             self._compute,
             X,
@@ -422,7 +430,10 @@ class BatchFeaturizerMixin:
             Bad input (unreadable, disordered, too many atoms, …).
         FeaturizationError
             Any other failure, wrapped so that the message names the structure.
+        ValueError
+            A bad parameter of the featuriser (``_check_params``).
         """
+        self._check_params()
         batch = run_batch(
             self._compute,
             [structure_or_path],
@@ -463,8 +474,10 @@ class BatchFeaturizerMixin:
 
         Rows are ``[result]`` (``[nan]`` for a failure when ``ignore_errors``; with
         ``return_errors`` an extra column holds the error text, NaN on success).
-        Failures are also recorded in ``errors_`` and logged.
+        Failures are also recorded in ``errors_`` and logged. Bad parameters raise
+        ``ValueError`` before any structure is featurised, whatever ``ignore_errors``.
         """
+        self._check_params()
         if return_errors and not ignore_errors:
             raise ValueError("Please set ignore_errors to True to use return_errors.")
         items = [

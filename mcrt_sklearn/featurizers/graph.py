@@ -30,6 +30,9 @@ __all__ = ["MCRTFeaturizer", "featurize_structure"]
 
 #: Parameters that only steer how a batch is run (not part of the cache key).
 _RUN_PARAMS = ("n_jobs", "cache_dir", "ignore_errors", "return_errors", "progress")
+#: compute_persistence_image's argument names -> MCRTFeaturizer's parameter names.
+_IMAGE_PARAMS = {"pixels": "image_pixels", "spread": "image_spread", "box": "image_box",
+                 "mode": "image_mode", "supercell": "supercell"}
 #: Bump when the record layout or an algorithm changes (part of the cache key).
 _FORMAT = "mcrt-input-v2"  # v2: alpha-value ties decided exactly (persistence)
 
@@ -167,8 +170,9 @@ class MCRTFeaturizer(BatchFeaturizerMixin, BaseFeaturizer, TransformerMixin):
             more than 1023 atoms → ``TooManyAtomsError``, overlapping atoms, …).
         FeaturizationError
             Any other failure, naming the structure.
+        ValueError
+            A bad parameter (checked before the structure is read).
         """
-        self._check_params()
         return [self.featurize_one(structure_or_path)]
 
     def feature_labels(self) -> list[str]:
@@ -214,14 +218,16 @@ class MCRTFeaturizer(BatchFeaturizerMixin, BaseFeaturizer, TransformerMixin):
         list of MCRTInput
             In input order. Failures: see ``ignore_errors`` / ``return_errors``;
             by default a :class:`~mcrt_sklearn.errors.FeaturizationError` listing
-            every failed structure is raised after all were attempted.
+            every failed structure is raised after all were attempted. Bad
+            parameters raise ``ValueError`` first (as in ``featurize`` and
+            ``featurize_many`` / ``featurize_dataframe``).
         """
-        self._check_params()
         return super().transform(X, ids=ids)
 
     # -------------------------------------------------------------- internals
 
     def _check_params(self) -> None:
+        """Validate the parameters; run by every entry point (see ``BatchFeaturizerMixin``)."""
         if self.angle_convention not in ANGLE_CONVENTIONS:
             raise ValueError(
                 f"angle_convention must be one of {ANGLE_CONVENTIONS}, got {self.angle_convention!r}"
@@ -232,6 +238,15 @@ class MCRTFeaturizer(BatchFeaturizerMixin, BaseFeaturizer, TransformerMixin):
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         if not self.cutoff > 0:
             raise ValueError(f"cutoff must be positive, got {self.cutoff!r}")
+        if self.images:
+            from mcrt_sklearn.featurizers.persistence import check_image_params
+
+            try:
+                check_image_params(self.image_pixels, self.image_spread, self.image_box,
+                                   self.supercell, self.image_mode)
+            except ValueError as err:  # name the featuriser's parameter, not the function's
+                name, rest = str(err).split(" ", 1)
+                raise ValueError(f"{_IMAGE_PARAMS.get(name, name)} {rest}") from None
 
     def _cache_params(self) -> dict[str, Any]:
         return {k: v for k, v in self.get_params().items() if k not in _RUN_PARAMS}

@@ -78,6 +78,7 @@ __all__ = [
     "persistence_image",
     "diagram_image",
     "compute_persistence_image",
+    "check_image_params",
     "fast_persistence_image",
     "PersistenceImageFeaturizer",
     "SCALAR_NAMES",
@@ -1242,7 +1243,25 @@ def fast_persistence_image(
     return image, scalars
 
 
-def _check_params(pixels: int, spread: float, box: float, supercell: str, mode: str) -> None:
+def check_image_params(pixels: int, spread: float, box: float, supercell: str, mode: str) -> None:
+    """Validate persistence-image settings (the arguments of :func:`compute_persistence_image`).
+
+    Parameters
+    ----------
+    pixels : int
+        Image side (positive integer).
+    spread : float
+        Gaussian width (> 0).
+    box : float
+        Image extent (> 0).
+    supercell : {"reference", "cube"}
+    mode : {"exact", "fast"}
+
+    Raises
+    ------
+    ValueError
+        Naming the first bad argument: ``"<argument> must be ..."``.
+    """
     if int(pixels) != pixels or pixels < 1:
         raise ValueError(f"pixels must be a positive integer, got {pixels!r}")
     if not spread > 0:
@@ -1296,7 +1315,7 @@ def compute_persistence_image(
     scalars : ndarray of float32, shape (4,)
         ``max_birth_1d, max_persistence_1d, max_birth_2d, max_persistence_2d`` (Å).
     """
-    _check_params(pixels, spread, box, supercell, mode)
+    check_image_params(pixels, spread, box, supercell, mode)
     if mode == "fast":
         return fast_persistence_image(
             structure,
@@ -1408,7 +1427,7 @@ class PersistenceImageFeaturizer(BaseFeaturizer, TransformerMixin):
         -------
         self
         """
-        _check_params(self.pixels, self.spread, self.box, self.supercell, self.mode)
+        check_image_params(self.pixels, self.spread, self.box, self.supercell, self.mode)
         return self
 
     def _compute(self, structure: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -1450,10 +1469,22 @@ class PersistenceImageFeaturizer(BaseFeaturizer, TransformerMixin):
         """
         from mcrt_sklearn.structures import read_structure
 
-        _check_params(self.pixels, self.spread, self.box, self.supercell, self.mode)
+        check_image_params(self.pixels, self.spread, self.box, self.supercell, self.mode)
         _, struct = read_structure(structure)
         image, scalars = self._compute(struct)
         return np.concatenate([image.reshape(-1), scalars]).astype(float).tolist()
+
+    def featurize_many(self, entries: Any, ignore_errors: bool = False,
+                       return_errors: bool = False, pbar: bool = True) -> list:
+        """matminer batch API (also behind ``featurize_dataframe``).
+
+        The settings are checked once, before any structure: a bad one raises
+        ``ValueError`` even with ``ignore_errors`` (which would otherwise turn it
+        into a NaN row per structure).
+        """
+        check_image_params(self.pixels, self.spread, self.box, self.supercell, self.mode)
+        return super().featurize_many(entries, ignore_errors=ignore_errors,
+                                      return_errors=return_errors, pbar=pbar)
 
     def transform(self, X: Any) -> np.ndarray:
         """Features of several crystals as an array of shape (n, 2·P·P + 4).
