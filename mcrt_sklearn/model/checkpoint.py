@@ -17,6 +17,7 @@ import re
 import tempfile
 import types
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -200,7 +201,13 @@ def _unwrap_state_dict(sd: Mapping[str, Any]) -> dict[str, torch.Tensor]:
     return sd
 
 
-def load_checkpoint(path, map_location="cpu", trusted: bool = False) -> MCRT:
+#: Config fields that ``load_checkpoint(overrides=...)`` may change: they do not change
+#: the weights, only how the network trains.
+OVERRIDABLE = ("drop_rate", "attn_drop", "drop_path_rate", "alignn_dropout")
+
+
+def load_checkpoint(path, map_location="cpu", trusted: bool = False,
+                    overrides: Mapping[str, Any] | None = None) -> MCRT:
     """Load an MCRT network from a reference Lightning checkpoint or one of ours.
 
     Parameters
@@ -214,6 +221,10 @@ def load_checkpoint(path, map_location="cpu", trusted: bool = False) -> MCRT:
         Allow full unpickling for files that ``torch.load(weights_only=True)`` refuses
         (e.g. Lightning checkpoints carrying optimizer or callback objects). Only for
         files from a trusted source.
+    overrides : mapping, optional
+        New values of the dropout fields of the stored config (:data:`OVERRIDABLE`),
+        e.g. ``{"drop_rate": 0.0, "attn_drop": 0.0, "drop_path_rate": 0.0}`` for a
+        deterministic training replay.
 
     Returns
     -------
@@ -261,6 +272,11 @@ def load_checkpoint(path, map_location="cpu", trusted: bool = False) -> MCRT:
         raise
     except (ValueError, TypeError, KeyError) as err:
         raise CheckpointError(f"{path}: unsupported or invalid configuration: {err}") from err
+    if overrides:
+        bad = sorted(set(overrides) - set(OVERRIDABLE))
+        if bad:
+            raise ValueError(f"overrides may only change {OVERRIDABLE}, got {bad}")
+        config = replace(config, **dict(overrides))
     model = MCRT(config)
     _strict_check(model, sd, path)
     model.load_state_dict(sd, strict=True)
