@@ -67,8 +67,11 @@ logger = logging.getLogger(__name__)
 #: Model names understood by :func:`run_benchmark`, in table order. ``TrainMean`` and
 #: ``TrainMedian`` predict the training fold's mean / median for every structure: the
 #: floor any model has to beat (the median is the best constant for MAE).
-MODELS = ("MCRT", "MCRTp", "MCRTi", "RF-SOAP", "KRR-SOAP", "CGCNN", "ALIGNN", "CrystalTwins",
-          "TrainMean", "TrainMedian")
+MODELS = ("MCRT", "MCRTp", "MCRTi", "MCRTa", "RF-SOAP", "KRR-SOAP", "CGCNN", "ALIGNN",
+          "CrystalTwins", "TrainMean", "TrainMedian")
+#: The MCRT variants: pre-trained (MCRT), fresh (MCRTp), without persistence images
+#: (MCRTi), fresh with the absolute 3-D sin-cos positional embedding (MCRTa).
+MCRT_MODELS = ("MCRT", "MCRTp", "MCRTi", "MCRTa")
 #: Metric keys, in table order.
 METRICS = ("mae", "rmse", "r2", "spearman", "topk")
 #: Metrics reported only where they apply (grouped runs: ρ inside each test group).
@@ -224,13 +227,16 @@ def default_settings(fast: bool = False) -> dict:
         "featurizer": dict(image_mode="fast" if fast else "exact", angle_convention="reference",
                            supercell="reference", n_jobs=1),
         "mcrt": _mcrt_arch(fast),
-        "finetune": (dict(lr=1e-3, batch_size=8, max_epochs=8, weight_decay=1e-2, warmup=0.05)
+        "finetune": (dict(lr=1e-3, batch_size=8, accumulate=1, max_epochs=8, weight_decay=1e-2,
+                          warmup=0.05, validation_fraction=0.1)
                      if fast else
-                     dict(lr=1e-4, batch_size=32, max_epochs=50, weight_decay=1e-2, warmup=0.05)),
+                     dict(lr=1e-4, batch_size=32, accumulate=4, max_epochs=50, weight_decay=1e-2,
+                          warmup=0.05, validation_fraction=0.1)),
         "finetune_pretrained": dict(lr=1e-4) if fast else {},
-        "pretrain": (dict(lr=1e-3, batch_size=8, max_epochs=5, max_structures=200)
+        "pretrain": (dict(lr=1e-3, batch_size=8, accumulate=1, max_epochs=5, max_structures=200)
                      if fast else
-                     dict(lr=1e-4, batch_size=32, max_epochs=50, max_structures=None)),
+                     dict(lr=1e-4, batch_size=512, accumulate=16, max_epochs=50,
+                          validation_fraction=0.1, max_structures=None)),
         "MCRTi": dict(pretrained=True),
         "RF-SOAP": (dict(n_estimators=200, search=False) if fast else
                     dict(n_estimators=500, search=True)),
@@ -424,8 +430,10 @@ class _Inputs:
 
 
 def _pretrain_spec(settings: dict, pretrain_on, use_images: bool) -> dict:
+    from mcrt_sklearn.training import RECIPE_VERSION
+
     pt = dict(settings["pretrain"])
-    return {"format": _RESULT_FORMAT, "corpus": str(pretrain_on),
+    return {"format": _RESULT_FORMAT, "training": RECIPE_VERSION, "corpus": str(pretrain_on),
             "max_structures": pt.pop("max_structures", None), "seed": settings["seed"],
             "arch": settings["mcrt"], "train": pt,
             "featurizer": _featurizer_spec(settings, use_images), "use_images": use_images}
@@ -537,9 +545,14 @@ def finetune_settings(name: str, settings: dict) -> dict:
 
 def _model_spec(name: str, settings: dict) -> dict:
     """The settings a model's result depends on (part of its fold-result key)."""
-    if name in ("MCRT", "MCRTp", "MCRTi"):
+    if name in MCRT_MODELS:
+        from mcrt_sklearn.training import RECIPE_VERSION
+
         spec = {"arch": settings["mcrt"], "finetune": finetune_settings(name, settings),
-                "featurizer": _featurizer_spec(settings, use_images=name != "MCRTi")}
+                "featurizer": _featurizer_spec(settings, use_images=name != "MCRTi"),
+                "training": RECIPE_VERSION}
+        if name == "MCRTa":
+            spec["positional"] = "absolute"
         if _is_pretrained(name, settings):
             spec["pretrain"] = settings["pretrain"]
             spec["pretrain_on"] = settings.get("_pretrain_on")
@@ -583,7 +596,7 @@ class _ModelFactory:
     def build(self, name: str):
         s = self.settings
         seed = s["seed"]
-        if name in ("MCRT", "MCRTp", "MCRTi"):
+        if name in MCRT_MODELS:
             from mcrt_sklearn.estimators.regressor import MCRTRegressor
 
             use_images = name != "MCRTi"
@@ -591,7 +604,10 @@ class _ModelFactory:
                 raise ValueError(f"{name} uses persistence images but settings['featurizer']"
                                  "['images'] is False; run only MCRTi or enable images")
             ckpt = str(self.checkpoint(use_images)) if _is_pretrained(name, s) else None
-            est = MCRTRegressor(checkpoint=ckpt, **s["mcrt"], use_images=use_images,
+            arch = dict(s["mcrt"])
+            if name == "MCRTa":
+                arch["positional"] = "absolute"
+            est = MCRTRegressor(checkpoint=ckpt, **arch, use_images=use_images,
                                 **finetune_settings(name, s), random_state=seed,
                                 device=self.device)
             return est, self.inputs.records()

@@ -79,7 +79,9 @@ def _add_training_args(p: argparse.ArgumentParser, epochs: int) -> None:
     p.add_argument("--arch", choices=sorted(ARCHITECTURES), default="full",
                    help="architecture preset when no checkpoint is given")
     p.add_argument("--epochs", type=int, default=epochs)
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--batch-size", type=int, default=32, help="crystals per optimizer step")
+    p.add_argument("--accumulate", type=int, default=4,
+                   help="micro-batches per optimizer step (of batch-size / accumulate crystals)")
     p.add_argument("--lr", type=float, default=1e-4)
     p.add_argument("--device", default="auto", help="cpu, cuda or auto")
     p.add_argument("--seed", type=int, default=0)
@@ -156,7 +158,8 @@ def _cmd_pretrain(args: argparse.Namespace) -> int:
     ids, items, _ = _load_inputs(args)
     records = _featurize_reporting(_featurizer(args, pretrain_labels=True), items, ids)
     pre = MCRTPretrainer(**_arch_kwargs(args, args.images != "none"), max_epochs=args.epochs,
-                         batch_size=args.batch_size, lr=args.lr, device=args.device,
+                         batch_size=args.batch_size, accumulate=args.accumulate, lr=args.lr,
+                         device=args.device,
                          random_state=args.seed, verbose=int(args.verbose))
     pre.fit(records)
     pre.save(args.out)
@@ -183,7 +186,8 @@ def _cmd_finetune(args: argparse.Namespace) -> int:
     if args.log10:
         y = np.log10(y)
     reg = MCRTRegressor(**_arch_kwargs(args, args.images != "none"), max_epochs=args.epochs,
-                        batch_size=args.batch_size, lr=args.lr, device=args.device,
+                        batch_size=args.batch_size, accumulate=args.accumulate, lr=args.lr,
+                        device=args.device,
                         random_state=args.seed, verbose=int(args.verbose),
                         validation_fraction=args.validation_fraction)
     reg.fit(records, y)

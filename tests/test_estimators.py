@@ -208,10 +208,12 @@ def test_finetuning_starts_from_the_reference_weights(shared_data, reference_rec
                 module = net.module_.network
                 module.eval()
                 with torch.no_grad():
-                    seen.append(module.encode(batch[0].data)["cls_feats"].clone())
+                    (part,) = batch[0].parts  # one micro-batch (accumulate=1)
+                    seen.append(module.encode(part.data)["cls_feats"].clone())
                 module.train()
 
-    reg = MCRTRegressor(checkpoint=ckpt, max_epochs=1, batch_size=5, shuffle_atoms=False,
+    reg = MCRTRegressor(checkpoint=ckpt, max_epochs=1, batch_size=5, accumulate=1,
+                        validation_fraction=None, shuffle_atoms=False,
                         random_state=0, callbacks=[FirstBatch()])
     reg.fit(reference_records, np.arange(5.0))
     from mcrt_sklearn.data import collate
@@ -231,17 +233,17 @@ def test_pretrainer_lowers_every_loss_and_feeds_the_encoder(shared_data, tmp_pat
     table = table[(table["n_atoms"] <= 60) & ~table["id"].str.startswith("TEPHTH")].head(24)
     paths = [str(shared_data / "pretrain_corpus" / "cifs" / f"{i}.cif") for i in table["id"]]
     records = MCRTFeaturizer(images=False, pretrain_labels=True).transform(paths)
-    pre = MCRTPretrainer(**SMALL, max_epochs=10, batch_size=8, lr=3e-3, n_pairs=40,
-                         random_state=0).fit(records)
+    pre = MCRTPretrainer(**SMALL, max_epochs=10, batch_size=8, accumulate=1, lr=3e-3,
+                         n_pairs=40, validation_fraction=None, random_state=0).fit(records)
     hist = pre.history_
     for key in ("train_map_loss", "train_cdp_loss", "train_sep_loss", "train_apc_loss"):
         print(f"{key}: {hist[0, key]:.4f} -> {hist[-1, key]:.4f}")
-    # MAP, CDP and SEP learn in a few CPU epochs. APC (same molecule or not) stays at
-    # chance (ln 2) in runs this short: most of these crystals hold two identical
-    # molecules, and telling them apart needs far longer pre-training.
+    # MAP, CDP and SEP learn in a few CPU epochs. APC (same molecule or not) barely moves
+    # from chance (ln 2) in runs this short, with atom shuffling (see the next test), but
+    # must not get worse than chance.
     for key in ("train_map_loss", "train_cdp_loss", "train_sep_loss"):
         assert hist[-1, key] < 0.9 * hist[0, key], key
-    assert abs(hist[-1, "train_apc_loss"] - np.log(2)) < 0.05
+    assert hist[-1, "train_apc_loss"] < np.log(2) + 0.05
     assert hist[-1, "train_map_acc"] > hist[0, "train_map_acc"]
     for key in ("train_apc_acc", "train_sep_acc", "train_cdp_mae"):
         assert np.isfinite(hist[-1, key])
@@ -249,7 +251,8 @@ def test_pretrainer_lowers_every_loss_and_feeds_the_encoder(shared_data, tmp_pat
     enc = MCRTEncoder(checkpoint=path).fit()
     emb = enc.transform(records[:4])
     assert emb.shape == (4, 32) and np.isfinite(emb).all()
-    reg = MCRTRegressor(checkpoint=path, max_epochs=1, batch_size=8, random_state=0)
+    reg = MCRTRegressor(checkpoint=path, max_epochs=1, batch_size=8, accumulate=2,
+                        random_state=0)
     reg.fit(records[:8], np.arange(8.0))
     assert reg.network_.tasks == ("regression",)
     with pytest.raises(ValueError, match="pretrain_labels=True"):
@@ -294,7 +297,8 @@ def test_apc_learns_when_the_atom_order_is_kept(shared_data):
     paths = [str(shared_data / "pretrain_corpus" / "cifs" / f"{i}.cif") for i in table["id"]]
     records = MCRTFeaturizer(images=False, pretrain_labels=True).transform(paths)
     pre = MCRTPretrainer(**{**SMALL, "drop_rate": 0.0}, tasks=("apc",), shuffle_atoms=False,
-                         max_epochs=30, batch_size=8, lr=3e-3, n_pairs=40, random_state=0)
+                         max_epochs=30, batch_size=8, accumulate=1, validation_fraction=None,
+                         lr=3e-3, n_pairs=40, random_state=0)
     pre.fit(records)
     loss, acc = pre.history_[:, "train_apc_loss"], pre.history_[:, "train_apc_acc"]
     print(f"\nAPC without shuffling: loss {loss[0]:.3f} -> {loss[-1]:.3f}, "

@@ -1,36 +1,42 @@
 """skorch plumbing shared by the MCRT estimators.
 
 The estimators are thin scikit-learn faces; training runs through a skorch
-``NeuralNet`` built in ``fit``: AdamW, linear warm-up then linear decay (per batch),
-optional validation split with early stopping, progress bar, and a collate function
-that turns lists of :class:`~mcrt_sklearn.featurizers.record.MCRTInput` into batches.
+``NeuralNet`` built in ``fit`` whose optimizer step is
+:class:`mcrt_sklearn.training.OptimizerStep` (the reference recipe: its parameter
+groups, AdamW, warm-up + decay per optimizer step, micro-batch accumulation, gradient
+clipping), with a validation split that picks the best epoch, a progress bar, and a
+collate function that turns lists of
+:class:`~mcrt_sklearn.featurizers.record.MCRTInput` into batches.
 """
 
 from __future__ import annotations
 
 import contextlib
-import math
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import torch
 from skorch import NeuralNet
-from skorch.callbacks import EarlyStopping, LRScheduler, ProgressBar
-from skorch.dataset import Dataset
+from skorch.callbacks import EarlyStopping, PassthroughScoring, ProgressBar
+from skorch.dataset import Dataset, unpack_data
 from skorch.helper import predefined_split
 from skorch.hf import AccelerateMixin
+from skorch.utils import TeeGenerator
 from torch import nn
 
 from mcrt_sklearn.data import batch_to, collate
 from mcrt_sklearn.featurizers.record import MCRTInput
 from mcrt_sklearn.model.checkpoint import load_checkpoint
 from mcrt_sklearn.model.mcrt import MCRT, MCRTConfig
-from mcrt_sklearn.schedules import WarmupLinearDecay
+from mcrt_sklearn.training import OptimizerStep, TrainingRecipe, optimizer_steps_per_epoch
 
 #: Architecture parameters of the estimators, under the reference config names.
 ARCH_PARAMS = ("hid_dim", "num_blocks", "num_heads", "mlp_ratio", "alignn_hidden_dim",
                "alignn_num_conv", "drop_rate", "use_images", "positional")
+#: Estimator parameters that become the :class:`~mcrt_sklearn.training.TrainingRecipe`.
+RECIPE_PARAMS = ("lr", "weight_decay", "betas", "eps", "param_groups", "lr_mult", "schedule",
+                 "warmup", "end_lr", "decay_power", "accumulate", "gradient_clip")
 
 
 class CollatedBatch:
@@ -53,16 +59,40 @@ class CollatedBatch:
         return CollatedBatch(batch_to(self.data, device))
 
 
+class MicroBatches:
+    """One optimizer step's micro-batches (collated), as one skorch batch.
+
+    ``len`` is the number of crystals of the step (what skorch weighs the loss by).
+    """
+
+    __slots__ = ("parts",)
+
+    def __init__(self, parts: list[CollatedBatch]):
+        self.parts = parts
+
+    def __len__(self) -> int:
+        return sum(len(p) for p in self.parts)
+
+    def to(self, device, non_blocking: bool = False, **kwargs) -> MicroBatches:
+        return MicroBatches([p.to(device) for p in self.parts])
+
+
 class CollateRecords:
-    """Picklable collate function: (record, target) items → (batch dict, targets)."""
+    """Picklable collate function: (record, target) items → (batch dict, targets).
+
+    With ``micro_batch_size``, the items of one optimizer step are split into
+    micro-batches of that size and returned as ``(MicroBatches, [targets, ...])``.
+    """
 
     def __init__(self, pad_to: int | None = None, shuffle_atoms: bool = False,
-                 require_images: bool = True, seed: int | None = None, extra=None):
+                 require_images: bool = True, seed: int | None = None, extra=None,
+                 micro_batch_size: int | None = None):
         self.pad_to = pad_to
         self.shuffle_atoms = shuffle_atoms
         self.require_images = require_images
         self.seed = seed
         self.extra = extra
+        self.micro_batch_size = micro_batch_size
         self._generator = None
 
     def __getstate__(self):
@@ -78,6 +108,13 @@ class CollateRecords:
         return self._generator
 
     def __call__(self, items):
+        if self.micro_batch_size:
+            m = int(self.micro_batch_size)
+            parts = [self._one(items[i : i + m]) for i in range(0, len(items), m)]
+            return MicroBatches([x for x, _ in parts]), [y for _, y in parts]
+        return self._one(items)
+
+    def _one(self, items):
         records, targets = zip(*items)
         batch = collate(records, pad_to=self.pad_to, shuffle_atoms=self.shuffle_atoms,
                         generator=self.generator if self.shuffle_atoms else None,
@@ -104,16 +141,92 @@ class TaskModule(nn.Module):
 
 
 class MCRTNet(NeuralNet):
-    """skorch ``NeuralNet`` whose inputs are collated MCRT batches (dicts with lists)."""
+    """skorch ``NeuralNet`` whose inputs are collated MCRT batches (dicts with lists).
+
+    Its optimizer, schedule and training step come from ``recipe`` (a dict of
+    :class:`~mcrt_sklearn.training.TrainingRecipe` fields): every training batch is one
+    optimizer step over its micro-batches (:class:`MicroBatches`). With
+    ``validation_mae``, validation also records ``valid_mae`` (MAE of the network's
+    output against the — standardised — targets).
+    """
+
+    def __init__(self, *args, recipe: dict | None = None, validation_mae: bool = False, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.recipe = recipe
+        self.validation_mae = validation_mae
+
+    def initialize_optimizer(self, triggered_directly=None):
+        recipe = TrainingRecipe(**(self.recipe or {"lr": self.lr}))
+        # pylint: disable=attribute-defined-outside-init
+        self.optimizer_, self.scheduler_, self.param_groups_ = recipe.build(
+            self.module_, prefix="network.")
+        self.recipe_ = recipe
+        return self
 
     def infer(self, x, **fit_params):
         # device None: accelerate placed the batch already
         data = x.data if self.device is None else batch_to(x.data, self.device)
         return self.module_(data, **fit_params)
 
+    # -- hooks that accelerate replaces ----------------------------------------------
+    def _backward(self, loss: torch.Tensor) -> None:
+        loss.backward()
+
+    def _clip_grad_norm(self, parameters, max_norm):
+        return torch.nn.utils.clip_grad_norm_(parameters, max_norm)
+
+    def _autocast(self):
+        return contextlib.nullcontext()
+
+    def train_step(self, batch, **fit_params):
+        """One optimizer step over the batch's micro-batches (``OptimizerStep``)."""
+        self._set_training(True)
+        Xi, yi = unpack_data(batch)
+        if not isinstance(Xi, MicroBatches):
+            Xi, yi = MicroBatches([Xi]), [yi]
+        recipe = self.recipe_
+        step = OptimizerStep(self.optimizer_, self.scheduler_, recipe.accumulate,
+                             recipe.gradient_clip, backward=self._backward,
+                             clip_grad_norm=self._clip_grad_norm)
+
+        def loss_fn(x, y):
+            with self._autocast():
+                y_pred = self.infer(x, **fit_params)
+                return self.get_loss(y_pred, y, X=x, training=True), y_pred
+
+        def on_grad_computed():
+            self.notify("on_grad_computed",
+                        named_parameters=TeeGenerator(self.get_all_learnable_params()),
+                        batch=batch, training=True)
+
+        log = step(zip(Xi.parts, yi), loss_fn, on_grad_computed)
+        self.history.record_batch("grad_norm", log.grad_norm)
+        preds = log.predictions
+        y_pred = (torch.cat([p.reshape(len(x), *p.shape[1:]) for p, x in zip(preds, Xi.parts)])
+                  if all(isinstance(p, torch.Tensor) for p in preds) else preds)
+        return {"loss": torch.tensor(log.mean_loss), "y_pred": y_pred}
+
+    def validation_step(self, batch, **fit_params):
+        step = super().validation_step(batch, **fit_params)
+        if self.validation_mae:
+            _, yi = unpack_data(batch)
+            pred = step["y_pred"].reshape(-1).float()
+            target = yi.to(pred.device).reshape(-1).float()
+            self.history.record_batch("valid_mae", float((pred - target).abs().mean()))
+        return step
+
 
 class AcceleratedMCRTNet(AccelerateMixin, MCRTNet):
     """:class:`MCRTNet` trained through Hugging Face ``accelerate`` (multi-GPU / multi-node)."""
+
+    def _backward(self, loss: torch.Tensor) -> None:
+        self.accelerator.backward(loss)
+
+    def _clip_grad_norm(self, parameters, max_norm):
+        return self.accelerator.clip_grad_norm_(parameters, max_norm)
+
+    def _autocast(self):
+        return self.accelerator.autocast()
 
 
 def net_class_and_device(est, plain: type, accelerated: type) -> tuple[type, dict]:
@@ -193,18 +306,40 @@ def build_network(est, tasks: Sequence[str], n_classes: int = 0) -> MCRT:
     return MCRT(config)
 
 
-def make_callbacks(est, n_train: int, has_valid: bool) -> list:
-    """LR schedule (+ early stopping, progress bar, user callbacks)."""
-    steps = est.max_epochs * max(1, math.ceil(n_train / est.batch_size))
-    callbacks = [
-        ("lr_schedule", LRScheduler(policy=torch.optim.lr_scheduler.LambdaLR,
-                                    lr_lambda=WarmupLinearDecay(steps, est.warmup),
-                                    step_every="batch")),
-    ]
+def recipe_of(est, n_train: int) -> dict:
+    """The :class:`~mcrt_sklearn.training.TrainingRecipe` fields of ``est`` for ``n_train``
+    training records (``total_steps`` = epochs × optimizer steps per epoch)."""
+    check_accumulation(est)
+    d = {p: getattr(est, p) for p in RECIPE_PARAMS}
+    d["total_steps"] = est.max_epochs * optimizer_steps_per_epoch(n_train, est.batch_size)
+    TrainingRecipe(**d)  # validate now, with the estimator's names in the message
+    return d
+
+
+def check_accumulation(est) -> int:
+    """The micro-batch size ``batch_size // accumulate``; a clear error if it does not divide."""
+    acc = int(est.accumulate)
+    if acc < 1 or est.batch_size % acc:
+        raise ValueError(f"batch_size={est.batch_size} must be a positive multiple of "
+                         f"accumulate={est.accumulate} (micro-batches of batch_size // accumulate)")
+    return est.batch_size // acc
+
+
+def make_callbacks(est, has_valid: bool, monitor: str = "valid_loss") -> list:
+    """Best-epoch selection on the validation split (+ progress bar, user callbacks).
+
+    With a validation split and ``est.early_stopping``, the epoch with the lowest
+    ``monitor`` is restored at the end of training; ``est.patience`` (if not None) also
+    stops training after that many epochs without improvement.
+    """
+    callbacks = []
+    if has_valid and monitor != "valid_loss":
+        callbacks.append((monitor, PassthroughScoring(name=monitor, lower_is_better=True,
+                                                      on_train=False)))
     if has_valid and est.early_stopping:
-        callbacks.append(("early_stopping", EarlyStopping(monitor="valid_loss",
-                                                          patience=est.patience,
-                                                          load_best=True)))
+        patience = est.max_epochs + 1 if est.patience is None else est.patience
+        callbacks.append(("early_stopping", EarlyStopping(monitor=monitor, patience=patience,
+                                                          threshold=0.0, load_best=True)))
     if est.verbose:
         callbacks.append(("progress_bar", ProgressBar()))
     callbacks.extend(est.callbacks or [])

@@ -17,11 +17,13 @@ from mcrt_sklearn.estimators._net import (
     CollateRecords,
     MCRTNet,
     build_network,
+    check_accumulation,
     check_records,
     make_callbacks,
     module_device,
     net_class_and_device,
     recalibrate_batchnorm,
+    recipe_of,
     seeded,
     split_validation,
 )
@@ -68,7 +70,6 @@ class PretrainLabels:
 
 class _PretrainLoss:
     """Mixin: the multi-task pre-training loss; per-task metrics per epoch."""
-    """skorch net with the multi-task pre-training loss; per-task metrics per epoch."""
 
     def __init__(self, *args, tasks=PRETRAIN_TASKS, task_weights=None, sep_weights=None, **kw):
         super().__init__(*args, **kw)
@@ -177,8 +178,12 @@ class MCRTPretrainer(BaseEstimator):
         Continue pre-training from a checkpoint instead of a fresh network.
     hid_dim, num_blocks, num_heads, mlp_ratio, alignn_hidden_dim, alignn_num_conv, drop_rate, use_images, positional
         Architecture (reference config names).
-    lr, weight_decay, warmup, batch_size, max_epochs, validation_fraction, early_stopping, patience, shuffle_atoms, pad_to, recalibrate_batchnorm, random_state, device, verbose, callbacks, accelerator
-        As in :class:`~mcrt_sklearn.MCRTRegressor`.
+    lr, weight_decay, betas, eps, param_groups, lr_mult, schedule, warmup, end_lr, decay_power, accumulate, gradient_clip, max_epochs, validation_fraction, early_stopping, patience, shuffle_atoms, pad_to, recalibrate_batchnorm, random_state, device, verbose, callbacks, accelerator
+        As in :class:`~mcrt_sklearn.MCRTRegressor` (the best epoch is the one with the
+        lowest validation loss).
+    batch_size : int
+        Crystals per optimizer step: the paper's 512, by accumulating ``accumulate``
+        micro-batches of ``batch_size // accumulate``.
 
     Attributes
     ----------
@@ -212,15 +217,24 @@ class MCRTPretrainer(BaseEstimator):
         positional: str = "relative",
         lr: float = 1e-4,
         weight_decay: float = 1e-2,
+        betas: tuple[float, float] = (0.9, 0.98),
+        eps: float = 1e-8,
+        param_groups: str = "reference",
+        lr_mult: float = 1.0,
+        schedule: str = "reference",
         warmup: float = 0.05,
-        batch_size: int = 32,
-        max_epochs: int = 10,
-        validation_fraction: float | None = None,
-        early_stopping: bool = False,
-        patience: int = 10,
+        end_lr: float = 0.0,
+        decay_power: float = 1.0,
+        batch_size: int = 512,
+        accumulate: int = 16,
+        gradient_clip: float | None = 1.0,
+        max_epochs: int = 50,
+        validation_fraction: float | None = 0.1,
+        early_stopping: bool = True,
+        patience: int | None = None,
         shuffle_atoms: bool = True,
         pad_to: int | None = None,
-        recalibrate_batchnorm: bool = True,
+        recalibrate_batchnorm: bool = False,
         random_state: int | None = None,
         device: str = "cpu",
         verbose: int = 0,
@@ -245,8 +259,17 @@ class MCRTPretrainer(BaseEstimator):
         self.positional = positional
         self.lr = lr
         self.weight_decay = weight_decay
+        self.betas = betas
+        self.eps = eps
+        self.param_groups = param_groups
+        self.lr_mult = lr_mult
+        self.schedule = schedule
         self.warmup = warmup
+        self.end_lr = end_lr
+        self.decay_power = decay_power
         self.batch_size = batch_size
+        self.accumulate = accumulate
+        self.gradient_clip = gradient_clip
         self.max_epochs = max_epochs
         self.validation_fraction = validation_fraction
         self.early_stopping = early_stopping
@@ -290,6 +313,7 @@ class MCRTPretrainer(BaseEstimator):
             X_train, y_train, train_split = split_validation(
                 self, X, np.zeros(len(X), dtype=np.float32))
             require = bool(network.config.use_images)
+            micro = check_accumulation(self)
             labels = PretrainLabels(tasks, self.mask_rate, self.n_pairs,
                                     network.GNN_embeddings.node_embedding.num_embeddings)
             net_class, placement = net_class_and_device(self, PretrainNet,
@@ -297,18 +321,18 @@ class MCRTPretrainer(BaseEstimator):
             self.net_ = net_class(
                 module=_ForwardAll(network),
                 criterion=torch.nn.Identity,
-                optimizer=torch.optim.AdamW,
-                optimizer__weight_decay=self.weight_decay,
+                recipe=recipe_of(self, len(X_train)),
                 lr=self.lr,
                 max_epochs=self.max_epochs,
                 batch_size=self.batch_size,
                 iterator_train__shuffle=True,
                 iterator_train__collate_fn=CollateRecords(self.pad_to, self.shuffle_atoms,
-                                                          require, self.random_state, labels),
+                                                          require, self.random_state, labels,
+                                                          micro_batch_size=micro),
                 iterator_valid__collate_fn=CollateRecords(self.pad_to, False, require,
                                                           self.random_state, labels),
                 train_split=train_split,
-                callbacks=make_callbacks(self, len(X_train), train_split is not None),
+                callbacks=make_callbacks(self, train_split is not None),
                 verbose=self.verbose,
                 **placement,
                 tasks=tasks,

@@ -31,19 +31,37 @@ from mcrt_sklearn.estimators._net import (
     MCRTNet,
     TaskModule,
     build_network,
+    check_accumulation,
     check_records,
     make_callbacks,
     module_device,
     net_class_and_device,
     recalibrate_batchnorm,
+    recipe_of,
     seeded,
     split_validation,
 )
 from mcrt_sklearn.model.checkpoint import load_checkpoint, save_checkpoint
+from mcrt_sklearn.training import RegressionLoss
 
 __all__ = ["MCRTRegressor", "MCRTClassifier"]
 
 _PLAIN = (str, int, float, bool, type(None))
+
+
+def _plain(value) -> bool:
+    if isinstance(value, (tuple, list)):
+        return all(isinstance(v, _PLAIN) for v in value)
+    return isinstance(value, _PLAIN)
+
+
+def best_epoch(history, monitor: str | None) -> int:
+    """The (1-based) epoch whose weights the estimator holds: the lowest ``monitor`` with
+    a validation split, the last epoch without one."""
+    if monitor is None or not len(history) or monitor not in history[-1]:
+        return len(history)
+    values = [row.get(monitor, np.inf) for row in history]
+    return int(np.argmin(values)) + 1
 
 
 class _MCRTFineTuner(BaseEstimator):
@@ -66,15 +84,24 @@ class _MCRTFineTuner(BaseEstimator):
         positional: str = "relative",
         lr: float = 1e-4,
         weight_decay: float = 1e-2,
+        betas: tuple[float, float] = (0.9, 0.98),
+        eps: float = 1e-8,
+        param_groups: str = "reference",
+        lr_mult: float = 1.0,
+        schedule: str = "reference",
         warmup: float = 0.05,
+        end_lr: float = 0.0,
+        decay_power: float = 1.0,
         batch_size: int = 32,
+        accumulate: int = 4,
+        gradient_clip: float | None = 1.0,
         max_epochs: int = 50,
-        validation_fraction: float | None = None,
+        validation_fraction: float | None = 0.1,
         early_stopping: bool = True,
-        patience: int = 10,
+        patience: int | None = None,
         shuffle_atoms: bool = True,
         pad_to: int | None = None,
-        recalibrate_batchnorm: bool = True,
+        recalibrate_batchnorm: bool = False,
         random_state: int | None = None,
         device: str = "cpu",
         verbose: int = 0,
@@ -94,8 +121,17 @@ class _MCRTFineTuner(BaseEstimator):
         self.positional = positional
         self.lr = lr
         self.weight_decay = weight_decay
+        self.betas = betas
+        self.eps = eps
+        self.param_groups = param_groups
+        self.lr_mult = lr_mult
+        self.schedule = schedule
         self.warmup = warmup
+        self.end_lr = end_lr
+        self.decay_power = decay_power
         self.batch_size = batch_size
+        self.accumulate = accumulate
+        self.gradient_clip = gradient_clip
         self.max_epochs = max_epochs
         self.validation_fraction = validation_fraction
         self.early_stopping = early_stopping
@@ -122,24 +158,30 @@ class _MCRTFineTuner(BaseEstimator):
     def _check_training(self) -> None:
         """Warn about a fit that learnt nothing (hook; called at the end of ``fit``)."""
 
+    #: Validation metric that picks the best epoch (``valid_loss`` or ``valid_mae``).
+    _monitor = "valid_loss"
+
     # -- training -------------------------------------------------------------------
     def _make_net(self, network, n_train: int, train_split):
         require_images = bool(network.config.use_images)
+        micro = check_accumulation(self)
         net_class, placement = net_class_and_device(self, MCRTNet, AcceleratedMCRTNet)
+        has_valid = train_split is not None
         return net_class(
             module=TaskModule(network, self._task),
             criterion=self._criterion(),
-            optimizer=torch.optim.AdamW,
-            optimizer__weight_decay=self.weight_decay,
+            recipe=recipe_of(self, n_train),
+            validation_mae=self._monitor == "valid_mae",
             lr=self.lr,
             max_epochs=self.max_epochs,
             batch_size=self.batch_size,
             iterator_train__shuffle=True,
             iterator_train__collate_fn=CollateRecords(self.pad_to, self.shuffle_atoms,
-                                                      require_images, self.random_state),
+                                                      require_images, self.random_state,
+                                                      micro_batch_size=micro),
             iterator_valid__collate_fn=CollateRecords(self.pad_to, False, require_images),
             train_split=train_split,
-            callbacks=make_callbacks(self, n_train, train_split is not None),
+            callbacks=make_callbacks(self, has_valid, self._monitor),
             verbose=self.verbose,
             **placement,
         )
@@ -172,6 +214,7 @@ class _MCRTFineTuner(BaseEstimator):
                                       self.pad_to, bool(network.config.use_images))
         self.config_ = network.config.to_dict()
         self.history_ = self.net_.history
+        self.best_epoch_ = best_epoch(self.history_, self._monitor if train_split else None)
         self._check_training()
         return self
 
@@ -203,7 +246,7 @@ class _MCRTFineTuner(BaseEstimator):
         ``MCRTRegressor(checkpoint=...)`` accept.
         """
         check_is_fitted(self, "net_")
-        params = {k: v for k, v in self.get_params().items() if isinstance(v, _PLAIN)}
+        params = {k: v for k, v in self.get_params().items() if _plain(v)}
         params["checkpoint"] = None
         extra = {"estimator": {"class": type(self).__name__, "params": params,
                                "fitted": self._fitted_state()}}
@@ -251,18 +294,43 @@ class MCRTRegressor(RegressorMixin, _MCRTFineTuner):
     positional : {"relative", "absolute", "none"}
         Positional information of atom tokens.
     lr, weight_decay : float
-        AdamW learning rate and weight decay.
+        AdamW learning rate and weight decay (of the decayed parameter groups).
+    betas, eps
+        AdamW betas and eps (reference: (0.9, 0.98) and 1e-8; torch's defaults are
+        (0.9, 0.999) and 1e-8).
+    param_groups : {"reference", "decay_all"}
+        ``"reference"``: no weight decay on biases and transformer LayerNorms, the head
+        in its own groups at ``lr * lr_mult``; ``"decay_all"``: one decayed group.
+    lr_mult : float
+        Learning-rate factor of the task head.
+    schedule : {"reference", "legacy"}
+        ``"reference"``: warm-up over ``int(warmup * T)`` optimizer steps (lr 0 on the
+        first), then polynomial decay (``decay_power``) to ``end_lr`` at the last step
+        ``T``; ``"legacy"``: this package's earlier rounded warm-up and linear decay.
     warmup : float
-        Fraction of all steps with linear warm-up; then linear decay to 0.
-    batch_size, max_epochs : int
-        Training loop size.
+        Fraction of all optimizer steps spent warming up.
+    end_lr, decay_power : float
+        End learning rate and decay exponent of the reference schedule.
+    batch_size : int
+        Crystals per optimizer step.
+    accumulate : int
+        Micro-batches per optimizer step: each step accumulates the gradients of
+        ``accumulate`` micro-batches of ``batch_size // accumulate`` crystals (each loss
+        divided by ``accumulate``), so the ALIGNN BatchNorm sees micro-batches (reference:
+        8 crystals, 4 times). ``batch_size`` must be a multiple of it.
+    gradient_clip : float or None
+        Clip the global gradient norm to this (reference: 1.0); None: no clipping.
+    max_epochs : int
+        Training epochs.
     validation_fraction : float, optional
-        Hold out this fraction (seeded by ``random_state``) for validation loss.
+        Hold out this fraction (seeded by ``random_state``) for validation; the
+        reference holds out 10 %. None: train on everything, keep the last epoch.
     early_stopping : bool
-        With a validation split: stop after ``patience`` epochs without improvement
-        and restore the best epoch's weights.
-    patience : int
-        Epochs without improvement before stopping.
+        With a validation split: restore the weights of the epoch with the best
+        validation metric (MAE for the regressor, loss for the classifier) at the end.
+    patience : int, optional
+        Also stop after this many epochs without improvement (None: train all epochs,
+        as the reference does).
     shuffle_atoms : bool
         Shuffle the atom order of each crystal in every training batch (as the
         reference does; the model is permutation invariant at inference).
@@ -270,7 +338,10 @@ class MCRTRegressor(RegressorMixin, _MCRTFineTuner):
         Pad atom tokens to this length (1023 = reference); default: batch maximum.
     recalibrate_batchnorm : bool
         After training, recompute the ALIGNN BatchNorm running statistics with one pass
-        over the training data (short runs otherwise leave them far from the data's).
+        over the training data in eval mode. Off by default: the reference predicts with
+        the running statistics accumulated during training. Turn it on for runs of few
+        optimizer steps (tens), where the running averages (momentum 0.1, started at
+        mean 0 / variance 1) have not yet reached the data's statistics.
     random_state : int, optional
         Seeds initialisation, shuffling, dropout and the validation split.
     device : {"cpu", "cuda", "auto"}
@@ -291,17 +362,22 @@ class MCRTRegressor(RegressorMixin, _MCRTFineTuner):
     y_mean_, y_std_ : float
         Target standardisation learnt in ``fit``.
     history_ : skorch.History
-        Per-epoch training (and validation) losses.
+        Per-epoch training (and validation) losses and ``valid_mae``; per batch the
+        global gradient norm before clipping (``grad_norm``).
+    best_epoch_ : int
+        The epoch whose weights the estimator holds (the best validation MAE with a
+        validation split, else the last).
 
     Warns
     -----
     sklearn.exceptions.ConvergenceWarning
-        When the last epoch's training loss (MSE of the standardised targets) is 0.9 or
-        more: the network does no better on its own training data than the training
+        When the training loss (MSE of the standardised targets) of the epoch kept is
+        0.9 or more: the network does no better on its own training data than the training
         mean (a pre-trained checkpoint fine-tuned at too high an lr can collapse so).
     """
 
     _task = "regression"
+    _monitor = "valid_mae"
 
     def _encode_targets(self, y) -> np.ndarray:
         y = np.asarray(y, dtype=np.float64)
@@ -317,17 +393,18 @@ class MCRTRegressor(RegressorMixin, _MCRTFineTuner):
         return ((y - self.y_mean_) / self.y_std_).astype(np.float32)
 
     def _criterion(self):
-        return nn.MSELoss
+        return RegressionLoss
 
     #: Last-epoch training loss (MSE of standardised targets) at or above which ``fit``
     #: warns: 1.0 is the loss of predicting the training mean.
     _no_fit_loss = 0.9
 
     def _check_training(self) -> None:
-        loss = float(self.history_[-1, "train_loss"])
+        loss = float(self.history_[self.best_epoch_ - 1, "train_loss"])
         if loss >= self._no_fit_loss:
             warnings.warn(
-                f"MCRTRegressor: the last epoch's training loss is {loss:.3g} on standardised "
+                f"MCRTRegressor: the training loss of the epoch kept (epoch {self.best_epoch_}) "
+                f"is {loss:.3g} on standardised "
                 f"targets (1.0 = always predicting the training mean): the network fits its "
                 f"training data little better than the mean, or collapsed to it. Train "
                 f"longer (max_epochs={self.max_epochs})"
