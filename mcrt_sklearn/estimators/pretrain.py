@@ -29,7 +29,13 @@ from mcrt_sklearn.estimators._net import (
 )
 from mcrt_sklearn.model.checkpoint import save_checkpoint
 from mcrt_sklearn.model.heads import DEFAULT_SEP_WEIGHTS, weighted_bce_with_logits
-from mcrt_sklearn.pretraining import IGNORE_INDEX, mask_atoms, sample_atom_pairs
+from mcrt_sklearn.pretraining import (
+    APC_RULES,
+    IGNORE_INDEX,
+    MAP_RULES,
+    mask_atoms,
+    sample_atom_pairs,
+)
 
 __all__ = ["MCRTPretrainer", "PRETRAIN_TASKS"]
 
@@ -46,23 +52,28 @@ def sep_weights_from_frequencies(freq) -> np.ndarray:
 class PretrainLabels:
     """Collate step: corrupt atoms for MAP and sample atom pairs for APC (picklable)."""
 
-    def __init__(self, tasks, mask_rate: float, n_pairs: int, n_embeddings: int):
+    def __init__(self, tasks, mask_rate: float, n_pairs: int, n_embeddings: int,
+                 mask_rule: str = "bernoulli", pair_rule: str = "reference"):
         self.tasks = tuple(tasks)
         self.mask_rate = mask_rate
         self.n_pairs = n_pairs
         self.n_embeddings = n_embeddings
+        self.mask_rule = mask_rule
+        self.pair_rule = pair_rule
 
     def __call__(self, batch: dict, generator: torch.Generator) -> dict:
         if "map" in self.tasks:
             corrupted, labels = mask_atoms(batch["atomic_numbers"], batch["atom_batch"], generator,
-                                           rate=self.mask_rate, n_embeddings=self.n_embeddings)
+                                           rate=self.mask_rate, n_embeddings=self.n_embeddings,
+                                           rule=self.mask_rule)
             B, N = batch["atom_mask"].shape
             grid = torch.full((B, N), IGNORE_INDEX, dtype=torch.long)
             grid[batch["atom_batch"], batch["atom_position"]] = labels
             batch["atomic_numbers"] = corrupted
             batch["map_labels"] = grid
         if "apc" in self.tasks:
-            pairs, labels = sample_atom_pairs(batch["molecule_ids"], self.n_pairs, generator)
+            pairs, labels = sample_atom_pairs(batch["molecule_ids"], self.n_pairs, generator,
+                                              rule=self.pair_rule)
             batch["atom_pairs"] = pairs
             batch["apc_labels"] = labels
         return batch
@@ -71,10 +82,10 @@ class PretrainLabels:
 class _PretrainLoss:
     """Mixin: the multi-task pre-training loss; per-task metrics per epoch."""
 
-    def __init__(self, *args, tasks=PRETRAIN_TASKS, task_weights=None, sep_weights=None, **kw):
+    def __init__(self, *args, tasks=PRETRAIN_TASKS, loss_weights=None, sep_weights=None, **kw):
         super().__init__(*args, **kw)
         self.tasks = tasks
-        self.task_weights = task_weights
+        self.loss_weights = loss_weights
         self.sep_weights = sep_weights
 
     def on_epoch_begin(self, net, **kwargs):
@@ -95,19 +106,19 @@ class _PretrainLoss:
     def get_loss(self, y_pred, y_true, X=None, training=False):
         X = X.data
         phase = "train" if training else "valid"
-        weights = self.task_weights or {}
+        weights = self.loss_weights or {}
         total = 0.0
         n = int(X["atom_mask"].shape[0])
         if "map" in self.tasks:
             labels = X["map_labels"].to(y_pred["map_logits"].device)
             logits = y_pred["map_logits"]
-            loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1),
-                                   ignore_index=IGNORE_INDEX)
             chosen = labels != IGNORE_INDEX
-            acc = (logits.argmax(-1)[chosen] == labels[chosen]).float().mean()
-            self._add(f"{phase}_map_loss", loss.item(), n)
-            self._add(f"{phase}_map_acc", acc.item(), int(chosen.sum()))
-            total = total + weights.get("map", 1.0) * loss
+            if chosen.any():  # a Bernoulli draw can choose no atom in a small batch
+                loss = F.cross_entropy(logits[chosen], labels[chosen])
+                acc = (logits.argmax(-1)[chosen] == labels[chosen]).float().mean()
+                self._add(f"{phase}_map_loss", loss.item(), n)
+                self._add(f"{phase}_map_acc", acc.item(), int(chosen.sum()))
+                total = total + weights.get("map", 1.0) * loss
         if "apc" in self.tasks:
             labels = X["apc_labels"].to(y_pred["apc_logits"].device)
             valid = labels >= 0
@@ -156,24 +167,34 @@ class MCRTPretrainer(BaseEstimator):
     """Self-supervised pre-training of MCRT on unlabelled structures.
 
     Tasks (all labels come from the structures, via ``MCRTFeaturizer(pretrain_labels=True)``):
-    ``"map"`` masked atom prediction (15 % of atoms: 80 % mask token, 10 % random
-    element, 10 % kept), ``"apc"`` atom-pair classification (same molecule or not;
-    ``n_pairs`` per crystal, half within a molecule), ``"cdp"`` crystal density (MSE),
-    ``"sep"`` symmetry elements (7-way multi-hot, weighted BCE, w = 1/ln(1.1 + freq)).
+    ``"map"`` masked atom prediction (each atom chosen with probability 0.15: 80 % mask
+    token, 10 % random element, 10 % kept), ``"apc"`` atom-pair classification (same
+    molecule or not; ``min(n_pairs // 2, #same, #different)`` distinct pairs of each
+    kind per crystal), ``"cdp"`` crystal density (MSE), ``"sep"`` symmetry elements
+    (7-way multi-hot, weighted BCE, w = 1/ln(1.1 + freq)). These are the reference's
+    rules (:mod:`mcrt_sklearn.pretraining`), except that the masked atoms are what the
+    network sees (the reference's input is never masked).
 
     Parameters
     ----------
     tasks : sequence of str
         Subset of ``("map", "apc", "cdp", "sep")``.
-    task_weights : dict, optional
-        Loss weight per task (default 1 each).
+    loss_weights : dict, optional
+        Loss weight per task, e.g. ``{"map": 1, "apc": 1, "cdp": 0.5, "sep": 1}``
+        (default 1 each).
     sep_weights : {"csd", "train"} or array of 7
         ``"csd"``: the reference weights (frequencies over the paper's 706k CSD
         crystals); ``"train"``: from the symmetry-element frequencies of ``X``.
     mask_rate : float
-        Fraction of atoms chosen for MAP.
+        MAP: probability of each atom to be chosen.
+    mask_rule : {"bernoulli", "exact"}
+        MAP: choose each atom independently (reference) or exactly ``round(mask_rate n)``
+        atoms of each crystal, at least one (this package's earlier rule).
     n_pairs : int
-        APC pairs per crystal.
+        APC: at most ``n_pairs // 2`` pairs of each kind per crystal.
+    pair_rule : {"reference", "independent"}
+        APC: distinct pairs, as many of each kind (reference), or ``n_pairs // 2`` of
+        each kind drawn with repetition (this package's earlier rule).
     checkpoint, trusted
         Continue pre-training from a checkpoint instead of a fresh network.
     hid_dim, num_blocks, num_heads, mlp_ratio, alignn_hidden_dim, alignn_num_conv, drop_rate, use_images, positional
@@ -200,10 +221,12 @@ class MCRTPretrainer(BaseEstimator):
     def __init__(
         self,
         tasks=PRETRAIN_TASKS,
-        task_weights: dict | None = None,
+        loss_weights: dict | None = None,
         sep_weights="csd",
         mask_rate: float = 0.15,
+        mask_rule: str = "bernoulli",
         n_pairs: int = 200,
+        pair_rule: str = "reference",
         checkpoint: str | os.PathLike | None = None,
         trusted: bool = False,
         hid_dim: int = 768,
@@ -242,10 +265,12 @@ class MCRTPretrainer(BaseEstimator):
         accelerator=None,
     ):
         self.tasks = tasks
-        self.task_weights = task_weights
+        self.loss_weights = loss_weights
         self.sep_weights = sep_weights
         self.mask_rate = mask_rate
+        self.mask_rule = mask_rule
         self.n_pairs = n_pairs
+        self.pair_rule = pair_rule
         self.checkpoint = checkpoint
         self.trusted = trusted
         self.hid_dim = hid_dim
@@ -307,6 +332,10 @@ class MCRTPretrainer(BaseEstimator):
                 f"{len(unlabelled)} record(s) lack pre-training labels (e.g. {unlabelled[:3]}); "
                 "featurise with MCRTFeaturizer(pretrain_labels=True)"
             )
+        if self.mask_rule not in MAP_RULES:
+            raise ValueError(f"mask_rule must be one of {MAP_RULES}, got {self.mask_rule!r}")
+        if self.pair_rule not in APC_RULES:
+            raise ValueError(f"pair_rule must be one of {APC_RULES}, got {self.pair_rule!r}")
         self.sep_weights_ = self._resolve_sep_weights(X)
         with seeded(self):
             network = build_network(self, tasks)
@@ -315,7 +344,8 @@ class MCRTPretrainer(BaseEstimator):
             require = bool(network.config.use_images)
             micro = check_accumulation(self)
             labels = PretrainLabels(tasks, self.mask_rate, self.n_pairs,
-                                    network.GNN_embeddings.node_embedding.num_embeddings)
+                                    network.GNN_embeddings.node_embedding.num_embeddings,
+                                    self.mask_rule, self.pair_rule)
             net_class, placement = net_class_and_device(self, PretrainNet,
                                                         AcceleratedPretrainNet)
             self.net_ = net_class(
@@ -336,7 +366,7 @@ class MCRTPretrainer(BaseEstimator):
                 verbose=self.verbose,
                 **placement,
                 tasks=tasks,
-                task_weights=self.task_weights,
+                loss_weights=self.loss_weights,
                 sep_weights=tuple(float(w) for w in self.sep_weights_),
             )
             self.net_.fit(X_train, y_train)
