@@ -53,6 +53,7 @@ __all__ = [
     "regression_metrics",
     "within_group_spearman",
     "make_folds",
+    "PAPER_PROTOCOL",
     "run_benchmark",
     "run_few_shot",
     "few_shot_splits",
@@ -78,6 +79,10 @@ METRICS = ("mae", "rmse", "r2", "spearman", "topk")
 OPTIONAL_METRICS = ("spearman_within_group",)
 METRIC_LABELS = {"mae": "MAE", "rmse": "RMSE", "r2": "R²", "spearman": "Spearman ρ",
                  "topk": "top-{k}", "spearman_within_group": "ρ within group"}
+#: The paper's protocol (``cv="paper"``): random train / validation / test fractions,
+#: repeated with seeds ``random_state + 0 … repeats - 1``; the validation part picks the
+#: best epoch of the MCRT networks.
+PAPER_PROTOCOL = {"test_fraction": 0.1, "validation_fraction": 0.1, "repeats": 5}
 #: Bump when the meaning of a stored fold result changes (part of every result key).
 _RESULT_FORMAT = "mcrt-benchmark-v1"
 
@@ -322,12 +327,21 @@ def make_folds(n: int, cv: int | str = 5, groups=None, random_state: int = 0,
 
     ``cv`` an int: ``KFold(cv, shuffle=True)`` or, with ``groups``, ``GroupKFold(cv)``
     (whole groups held out). ``cv="split"``: one shuffled train/test split with
-    ``test_size`` (``GroupShuffleSplit`` with groups).
+    ``test_size`` (``GroupShuffleSplit`` with groups). ``cv="paper"``: the paper's
+    protocol, a random 90 / 10 train+validation / test split repeated with 5 seeds (the
+    networks hold a ninth of the 90 % out for validation, so 80 / 10 / 10; see
+    :data:`PAPER_PROTOCOL`).
     """
     from sklearn.model_selection import GroupKFold, GroupShuffleSplit, KFold, ShuffleSplit
 
     idx = np.arange(n)
-    if cv == "split":
+    if cv == "paper":
+        if groups is not None:
+            raise ValueError("the paper protocol is a random split; it takes no groups")
+        folds = [next(ShuffleSplit(1, test_size=PAPER_PROTOCOL["test_fraction"],
+                                   random_state=random_state + rep).split(idx))
+                 for rep in range(PAPER_PROTOCOL["repeats"])]
+    elif cv == "split":
         if groups is not None:
             splitter = GroupShuffleSplit(1, test_size=test_size, random_state=random_state)
             folds = splitter.split(idx, groups=groups)
@@ -714,7 +728,8 @@ def run_benchmark(
     models : sequence of str
         Subset of :data:`MODELS`.
     cv : int or "split"
-        Number of (group) folds, or ``"split"`` for one 80/20 split.
+        Number of (group) folds, ``"split"`` for one 80/20 split, or ``"paper"`` for the
+        paper's protocol (random 80/10/10 train/validation/test, 5 seeds).
     group : str, optional
         Column whose values are kept together (``GroupKFold``; e.g. ``"group"`` = the
         azaphenacene isomer → unseen molecules in every test fold).
@@ -777,6 +792,9 @@ def run_benchmark(
         table, y = table[ok].reset_index(drop=True), y[ok]
     groups = table[group].to_numpy() if group is not None else None
     folds = make_folds(len(ids), cv, groups, s["seed"])
+    if cv == "paper":  # validation = 10 % of all, held out of the 90 % training part
+        frac = PAPER_PROTOCOL["validation_fraction"] / (1 - PAPER_PROTOCOL["test_fraction"])
+        s["finetune"] = {**s["finetune"], "validation_fraction": frac}
     log(f"{name}: {len(ids)} structures, target {target}"
         f"{' (' + transform + ')' if transform else ''}, {len(folds)} fold(s)"
         f"{' grouped by ' + group if group else ''}; models: {', '.join(models)}; device {device}")
@@ -1274,7 +1292,7 @@ def _parse_sets(items: Sequence[str] | None) -> dict:
 
 
 def _cv_arg(text: str):
-    return text if text == "split" else int(text)
+    return text if text in ("split", "paper") else int(text)
 
 
 def _set_threads(threads: int | None) -> None:
@@ -1296,6 +1314,9 @@ def build_benchmark_parser(prog: str = "mcrt-sklearn benchmark") -> argparse.Arg
     p.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS, metavar="MODEL",
                    help=f"models to run (default: all of {' '.join(MODELS)})")
     p.add_argument("--cv", type=_cv_arg, default=5, help="number of folds, or 'split' (default 5)")
+    p.add_argument("--protocol", choices=("cv", "paper"), default="cv",
+                   help="'paper': the paper's random 80/10/10 train/validation/test split, "
+                        "repeated over 5 seeds (overrides --cv; no --group)")
     p.add_argument("--pretrain-on", default="pretrain_corpus",
                    help="unlabelled corpus for MCRT pre-training (name or folder)")
     p.add_argument("--fast", action="store_true",
@@ -1353,8 +1374,11 @@ def benchmark_main(argv: Sequence[str] | None = None) -> int:
         print()
         print(Path(res["run_dir"], "few_shot.md").read_text())
         return 0
+    if args.protocol == "paper" and args.group:
+        raise SystemExit("--protocol paper is a random split; drop --group")
     results = run_benchmark(
-        args.dataset or args.data, args.target, models=args.models, cv=args.cv,
+        args.dataset or args.data, args.target, models=args.models,
+        cv="paper" if args.protocol == "paper" else args.cv,
         group=args.group, pretrain_on=args.pretrain_on, fast=args.fast, out_dir=args.out,
         data_home=args.data_home, random_state=args.seed, settings=overrides,
         plots=not args.no_plots)

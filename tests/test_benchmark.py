@@ -181,6 +181,35 @@ def test_folds_partition_and_groups():
         make_folds(10, 3, groups=np.array([0, 1] * 5))
 
 
+def test_paper_protocol_folds():
+    folds = make_folds(100, "paper", random_state=3)
+    assert len(folds) == benchmark.PAPER_PROTOCOL["repeats"] == 5
+    for tr, te in folds:
+        assert len(te) == 10 and len(tr) == 90
+        assert sorted(np.concatenate([tr, te])) == list(range(100))
+    assert len({tuple(sorted(te)) for _, te in folds}) == 5  # five different test sets
+    again = make_folds(100, "paper", random_state=3)
+    assert all(np.array_equal(a[1], b[1]) for a, b in zip(folds, again))
+    with pytest.raises(ValueError, match="random split"):
+        make_folds(100, "paper", groups=np.arange(100) % 4)
+    args = benchmark.build_benchmark_parser().parse_args(
+        ["--dataset", "roy", "--target", "t", "--protocol", "paper"])
+    assert args.protocol == "paper"
+
+
+def test_mcrta_is_the_absolute_positional_variant():
+    s = default_settings(fast=True)
+    spec = benchmark._model_spec("MCRTa", s)
+    assert spec["positional"] == "absolute" and "pretrain" not in spec
+    assert spec != benchmark._model_spec("MCRTp", s)
+    assert "MCRTa" in benchmark.MODELS
+    # the recipe version is part of every MCRT fold key: a new recipe refits
+    from mcrt_sklearn.training import RECIPE_VERSION
+
+    assert all(benchmark._model_spec(m, s)["training"] == RECIPE_VERSION
+               for m in benchmark.MCRT_MODELS)
+
+
 def test_settings_merge_and_cli_overrides():
     s = merge_settings(default_settings(fast=True), {"finetune": {"max_epochs": 3}, "top_k": 5})
     assert s["finetune"]["max_epochs"] == 3 and s["finetune"]["lr"] == 1e-3 and s["top_k"] == 5
@@ -226,6 +255,16 @@ def count_builds(monkeypatch):
 
     monkeypatch.setattr(benchmark._ModelFactory, "build", build)
     return calls
+
+
+def test_paper_protocol_end_to_end(shared_data, tmp_path):
+    res = run_benchmark("azaphenacenes", "lattice_energy_kJ_per_mol", models=["MCRTi", "TrainMean"],
+                        cv="paper", fast=True, out_dir=tmp_path, data_home=shared_data,
+                        settings={**TINY, "MCRTi": {"pretrained": False}}, verbose=False)
+    assert res["n_folds"] == 5 and res["cv"] == "paper"
+    # the networks select their epoch on a validation tenth of the whole set
+    assert res["settings"]["finetune"]["validation_fraction"] == pytest.approx(1 / 9)
+    assert np.isfinite(res["summary"]["MCRTi"]["mae"]["mean"])
 
 
 def test_end_to_end_resumable(shared_data, tmp_path, count_builds):
