@@ -27,6 +27,15 @@ from sklearn.model_selection import GridSearchCV, KFold, cross_val_score  # noqa
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 AZA = DATA / "azaphenacenes"
 CT = DATA / "crystal_twins"
+X23 = DATA / "x23"
+ROY = DATA / "roy"
+# Four S-free X23 crystals (C/H/N/O) then two ROY polymorphs (C/H/N/O/S, 54 atoms):
+# unshuffled 3-fold CV tests the ROY pair on folds that have never seen sulphur.
+MIXED_IDS = [X23 / "cifs" / f"{i}.cif" for i in
+             ("x23_07co2", "x23_04ammonia", "x23_21urea", "x23_16pyrazine")]
+MIXED_IDS += [ROY / "cifs" / f"{i}.cif" for i in ("roy_0003_R", "roy_0005_YN")]
+# SOAP settings small enough for a few-second test (the paper's: 4.0 / 6 / 6)
+SOAP_SMALL = dict(r_cut=3.0, n_max=2, l_max=1)
 
 needs_aza = pytest.mark.skipif(
     not (AZA / "properties.csv").is_file(),
@@ -109,7 +118,7 @@ def test_soap_outer_average_equals_mean_of_matminer_site_soap(aza):
 
     structures = aza[0]
     s = min(structures, key=len)
-    f = SOAPFeaturizer().fit(structures)
+    f = SOAPFeaturizer(species=["C", "H", "N"]).fit(structures)
     assert f.species_ == [1, 6, 7]
     vec = np.asarray(f.featurize(s))
     assert vec.shape == (f.n_features_,) == (1197,)
@@ -120,12 +129,14 @@ def test_soap_outer_average_equals_mean_of_matminer_site_soap(aza):
     site.set_n_jobs(1)
     ref = np.mean([site.featurize(s, i) for i in range(len(s))], axis=0)
     np.testing.assert_allclose(vec, ref, rtol=1e-8, atol=1e-8 * np.abs(ref).max())
-    inner = SOAPFeaturizer(average="inner").fit(structures).featurize(s)
+    inner = SOAPFeaturizer(species=["C", "H", "N"], average="inner").fit(structures).featurize(s)
     assert not np.allclose(inner, vec)
 
 
 @needs_aza
-def test_soap_transform_paths_pickle_clone(aza, tmp_path):
+def test_soap_transform_paths_pickle_clone(aza, tmp_path, monkeypatch):
+    from dscribe.descriptors import SOAP
+
     from mcrt_sklearn.featurizers.soap import SOAPFeaturizer
 
     _, _, ids = aza
@@ -137,10 +148,23 @@ def test_soap_transform_paths_pickle_clone(aza, tmp_path):
     np.testing.assert_array_equal(f2.transform(paths), X)
     c = clone(f)
     assert c.get_params() == f.get_params() and not hasattr(c, "species_")
+    # count DScribe computations: a cache hit must not compute again
+    calls = []
+    create = SOAP.create
+    monkeypatch.setattr(SOAP, "create", lambda self, *a, **k: calls.append(1) or create(self, *a, **k))
     cached = SOAPFeaturizer(cache=str(tmp_path)).fit(paths)
     np.testing.assert_allclose(cached.transform(paths), X)
-    np.testing.assert_allclose(cached.transform(paths), X)  # second time from the cache
+    assert len(calls) == 3
     assert any(tmp_path.rglob("output.pkl")), "nothing was written to the SOAP cache"
+    np.testing.assert_allclose(cached.transform(paths), X)
+    assert len(calls) == 3, "the second transform recomputed instead of reading the cache"
+    # content-addressed: another featuriser (and Structures instead of paths) hits too
+    again = SOAPFeaturizer(cache=str(tmp_path)).fit([]).transform([aza[0][0], aza[0][1]])
+    np.testing.assert_allclose(again, X[:2])
+    assert len(calls) == 3
+    # … but other settings are another entry
+    SOAPFeaturizer(cache=str(tmp_path), sigma=0.5).fit([]).transform(paths[:1])
+    assert len(calls) == 4
 
 
 @needs_aza
@@ -153,8 +177,95 @@ def test_soap_unseen_species_and_not_fitted(aza):
     with pytest.raises(NotFittedError):
         SOAPFeaturizer().transform([s])
     f = SOAPFeaturizer(species=["C", "H"]).fit([])
-    with pytest.raises(UnseenSpeciesError, match=r"element\(s\) N not in the fitted SOAP species"):
+    with pytest.raises(UnseenSpeciesError, match=r"element\(s\) N not in the SOAP species list"):
         f.transform([s])
+
+
+@pytest.fixture(scope="module")
+def mixed():
+    """Structures of MIXED_IDS (ids set) and their densities (g/cm³) as the target."""
+    missing = [p for p in MIXED_IDS if not p.is_file()]
+    if missing:
+        pytest.skip(f"shared X23 / ROY CIFs not found: {missing[0]}")
+    from mcrt_sklearn import read_structure
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        structures = [read_structure(p)[1] for p in MIXED_IDS]
+    for s, p in zip(structures, MIXED_IDS, strict=True):
+        s.properties["id"] = p.stem
+    return structures, np.array([s.density for s in structures])
+
+
+@pytest.mark.parametrize("kind", ["rf", "krr"])
+def test_soap_cross_val_with_an_element_unseen_in_training(kind, mixed):
+    """Issue 19: S appears only in the last fold; every fold must still score."""
+    from mcrt_sklearn.baselines import make_krr_soap, make_rf_soap
+
+    X, y = mixed
+    has_s = ["S" in s.composition for s in X]
+    assert has_s == [False] * 4 + [True] * 2  # the last fold alone holds sulphur
+    est = (make_rf_soap(n_estimators=5, random_state=0, **SOAP_SMALL) if kind == "rf"
+           else make_krr_soap(gamma=1e-2, **SOAP_SMALL))
+    scores = cross_val_score(est, X, y, cv=KFold(3), scoring="neg_mean_absolute_error",
+                             error_score="raise")
+    assert scores.shape == (3,) and np.isfinite(scores).all(), scores
+
+
+def test_soap_layout_does_not_depend_on_the_training_data(mixed):
+    from dscribe.descriptors import SOAP
+    from pymatgen.core import Element
+
+    from mcrt_sklearn.featurizers.soap import ORGANIC_SPECIES, SOAPFeaturizer
+
+    X, _ = mixed
+    a = SOAPFeaturizer(**SOAP_SMALL).fit(X[:4])   # no S in the fit data
+    b = SOAPFeaturizer(**SOAP_SMALL).fit(X[4:])   # S in the fit data
+    c = SOAPFeaturizer(**SOAP_SMALL).fit([])
+    assert a.species_ == b.species_ == c.species_
+    assert [Element.from_Z(z).symbol for z in a.species_] == list(ORGANIC_SPECIES) == [
+        "H", "C", "N", "O", "F", "P", "S", "Cl", "Br", "I"]
+    Xa = a.transform(X)
+    np.testing.assert_array_equal(Xa, b.transform(X))
+    # the blocks of the species a crystal holds equal those of a featuriser that knows
+    # only them (so nothing changes for them), and every other block is zero
+    roy = X[4]
+    own = sorted({int(z) for z in roy.atomic_numbers})
+    small = SOAPFeaturizer(species=own, **SOAP_SMALL).fit([])
+    v_small = small.transform([roy])[0]
+    v_full = Xa[4]
+    d_small, d_full = small._descriptor(), a._descriptor()
+    assert isinstance(d_full, SOAP) and v_full.shape == (a.n_features_,)
+    covered = np.zeros(a.n_features_, dtype=bool)
+    for i, z1 in enumerate(own):
+        for z2 in own[i:]:
+            full, part = d_full.get_location((z1, z2)), d_small.get_location((z1, z2))
+            np.testing.assert_allclose(v_full[full], v_small[part], rtol=1e-10, atol=1e-12)
+            covered[full] = True
+    assert np.abs(v_small).max() > 0 and not v_full[~covered].any()
+
+
+def test_soap_element_outside_the_list_is_refused_by_name(mixed):
+    from mcrt_sklearn.featurizers.soap import SOAPFeaturizer, UnseenSpeciesError
+
+    X, y = mixed
+    odd = X[2].copy()
+    odd.replace(0, "Na")
+    odd.properties["id"] = "urea_with_sodium"
+    f = SOAPFeaturizer(**SOAP_SMALL).fit(X)
+    with pytest.raises(UnseenSpeciesError, match=r"'urea_with_sodium'.*element\(s\) Na ") as err:
+        f.transform([X[0], odd])
+    assert err.value.structure_id == "urea_with_sodium"
+    assert "species=[...]" in str(err.value)
+    # an explicit list that holds the element featurises it
+    assert np.isfinite(SOAPFeaturizer(species=["H", "C", "N", "O", "Na"], **SOAP_SMALL)
+                       .fit([]).transform([odd])).all()
+    # in cross-validation the refusal is the error itself (no silent NaN row)
+    from mcrt_sklearn.baselines import make_rf_soap
+
+    with pytest.raises(UnseenSpeciesError, match="urea_with_sodium"):
+        cross_val_score(make_rf_soap(n_estimators=2, **SOAP_SMALL), X[:3] + [odd], y[:4],
+                        cv=KFold(2), error_score="raise")
 
 
 @needs_aza
@@ -211,15 +322,34 @@ def test_cgcnn_graph_is_12_nearest_within_8A(aza, cg_graphs):
 
 
 @needs_aza
-def test_cgcnn_graph_cache(aza, cg_graphs, tmp_path):
+def test_cgcnn_graph_cache(aza, cg_graphs, tmp_path, monkeypatch):
+    from mcrt_sklearn.baselines import cgcnn
     from mcrt_sklearn.baselines.cgcnn import build_cgcnn_graphs
 
-    for _ in range(2):  # second round is read from the cache
+    # count the graphs actually built (a cache hit builds none)
+    calls = []
+    build = cgcnn.build_cgcnn_graph
+    monkeypatch.setattr(cgcnn, "build_cgcnn_graph",
+                        lambda *a, **k: calls.append(1) or build(*a, **k))
+    for _ in range(3):  # the first round builds, the others read the cache
         cached = build_cgcnn_graphs(aza[0][:2], cache=tmp_path)
+        assert len(calls) == 2
         for a, b in zip(cached, cg_graphs[:2], strict=True):
+            assert a.sid == b.sid
             np.testing.assert_array_equal(a.nbr_idx, b.nbr_idx)
             np.testing.assert_allclose(a.nbr_vec, b.nbr_vec)
     assert any(tmp_path.rglob("output.pkl")), "nothing was written to the graph cache"
+    # content-addressed: the same crystal from its CIF, under another id, is a hit
+    [again] = build_cgcnn_graphs([AZA / "cifs" / f"{aza[2][0]}.cif"], cache=tmp_path)
+    assert len(calls) == 2 and again.sid == aza[2][0]
+    np.testing.assert_array_equal(again.nbr_idx, cg_graphs[0].nbr_idx)
+    moved = aza[0][0].copy()
+    moved.properties["id"] = "moved"
+    moved.translate_sites([0], [0.05, 0.0, 0.0], frac_coords=False)
+    [g] = build_cgcnn_graphs([moved], cache=tmp_path)  # other content: a miss
+    assert len(calls) == 3 and g.sid == "moved"
+    build_cgcnn_graphs(aza[0][:1], max_num_nbr=6, cache=tmp_path)  # other settings: a miss
+    assert len(calls) == 4
 
 
 @needs_ct

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 
@@ -32,6 +32,7 @@ from pymatgen.core import Structure
 from torch import nn
 
 from mcrt_sklearn.baselines._skorch import GraphBatch, GraphRegressorBase
+from mcrt_sklearn.featurizers.batch import structure_fingerprint
 from mcrt_sklearn.structures import read_structure
 
 __all__ = [
@@ -164,6 +165,17 @@ def build_cgcnn_graph(
     )
 
 
+#: Version of the graph construction, part of the cache key of cached graphs: bump it
+#: when :func:`build_cgcnn_graph` changes its output.
+GRAPH_VERSION = 1
+
+
+def _cached_graph(structure, sid, radius, max_num_nbr, fingerprint, version):
+    """:func:`build_cgcnn_graph` as memoised by joblib; ``structure`` and ``sid`` are not
+    hashed (the content fingerprint stands for the structure)."""
+    return build_cgcnn_graph(structure, radius, max_num_nbr, sid)
+
+
 def build_cgcnn_graphs(
     X, radius: float = 8.0, max_num_nbr: int = 12, cache=None, n_jobs: int = 1
 ) -> list[CGCNNGraph]:
@@ -172,24 +184,42 @@ def build_cgcnn_graphs(
     Parameters
     ----------
     X : iterable of Structure, path or CGCNNGraph
+    radius, max_num_nbr
+        As in :func:`build_cgcnn_graph`.
     cache : joblib.Memory, str or None
-        Optional on-disk cache (one entry per structure and parameters).
+        Optional on-disk cache, one entry per crystal and settings. The key is the
+        crystal's content (:func:`~mcrt_sklearn.featurizers.batch.structure_fingerprint`),
+        not the file name or the Python object: pymatgen objects change their pickled
+        state as cached properties are computed (``Lattice.volume``), so hashing the
+        object itself missed on the second call with the same Structure, and a path
+        key would outlive an edited file. The same crystal under another id is a hit
+        and gets the id asked for.
     n_jobs : int
         joblib workers.
+
+    Returns
+    -------
+    list of CGCNNGraph
+        In input order.
     """
     items = list(X)
-    build = build_cgcnn_graph
+    build = None
     if cache is not None:
         from joblib import Memory
 
         memory = cache if isinstance(cache, Memory) else Memory(str(cache), verbose=0)
-        build = memory.cache(build_cgcnn_graph)
+        build = memory.cache(_cached_graph, ignore=["structure", "sid"])
 
     def one(i, x):
         if isinstance(x, CGCNNGraph):
             return x
         sid = f"structure_{i}" if isinstance(x, Structure) and not x.properties.get("id") else None
-        return build(x, radius, max_num_nbr, sid)
+        if build is None:
+            return build_cgcnn_graph(x, radius, max_num_nbr, sid)
+        sid, s = read_structure(x, sid)
+        graph = build(s, sid, float(radius), int(max_num_nbr), structure_fingerprint(s),
+                      GRAPH_VERSION)
+        return graph if graph.sid == sid else replace(graph, sid=sid)
 
     if n_jobs == 1 or len(items) < 2:
         return [one(i, x) for i, x in enumerate(items)]

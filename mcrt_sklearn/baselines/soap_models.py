@@ -7,6 +7,16 @@ In a grid search the SOAP step is refitted on every fold; pass ``soap_cache=`` (
 ``joblib.Memory`` or a directory) so that each crystal's vector is computed once and
 reused across folds and grid points. (sklearn's ``Pipeline(memory=...)`` also works but
 hashes whole pymatgen Structures, which costs more than SOAP itself.)
+
+Cross-validation over any organic dataset works out of the box: the SOAP step uses a
+fixed species list (:data:`~mcrt_sklearn.featurizers.soap.ORGANIC_SPECIES` unless
+``species=`` is given), not the elements of the training fold, so a test fold holding
+an element its training fold lacks (S in one molecule of several) gets the same
+columns as the training fold; the forest never splits on a column that is constant
+in training and the scaled kernel adds that element's environments to the distance.
+Elements outside the list raise
+:class:`~mcrt_sklearn.featurizers.soap.UnseenSpeciesError` (a NaN score in
+``cross_val_score``, or the error itself with ``error_score="raise"``).
 """
 
 from __future__ import annotations
@@ -55,7 +65,9 @@ def make_rf_soap(
     **kw
         SOAP settings (``r_cut``, ``n_max``, ``l_max``, ``sigma``, ``species``,
         ``average``, ``rbf``, ``soap_n_jobs``, ``soap_cache``); anything else goes to
-        :class:`~sklearn.ensemble.RandomForestRegressor`.
+        :class:`~sklearn.ensemble.RandomForestRegressor`. ``species`` defaults to
+        the fixed organic list (see the module docstring); give the dataset's
+        elements to shorten the vector when no other element will be featurised.
 
     Returns
     -------
@@ -95,7 +107,11 @@ def make_krr_soap(
         Kernel of :class:`~sklearn.kernel_ridge.KernelRidge` ("rbf", "laplacian",
         "linear", …).
     gamma : float, optional
-        Kernel width; None → 1 / n_features (sklearn's default).
+        Kernel width; None → 1 / n_features (sklearn's default). n_features is that
+        of the whole species list, so with the default list it does not depend on
+        the elements of the training fold, but it is larger than the number of
+        columns that vary on a C/H/N/O dataset (the others are zero): prefer an
+        explicit gamma or :func:`krr_soap_param_grid`.
     memory : joblib.Memory or str, optional
         sklearn Pipeline memory (prefer ``soap_cache``).
     **kw
@@ -125,8 +141,9 @@ def rf_soap_param_grid() -> dict:
 def krr_soap_param_grid() -> list[dict]:
     """The paper's KRR search: alpha 1e-3–100, kernel and its width.
 
-    gamma is on the scale of 1 / n_features of the standardised SOAP vector
-    (~1200 features for C/H/N): 1e-5 … 1e-2.
+    gamma is on the scale of 1 / (number of columns that vary) of the standardised
+    SOAP vector (~1200 for C/H/N; the columns of absent species are zero after
+    scaling and add nothing to distances): 1e-5 … 1e-2.
     """
     alphas = [float(a) for a in np.logspace(-3, 2, 6)]
     gammas = [float(g) for g in np.logspace(-5, -2, 4)]

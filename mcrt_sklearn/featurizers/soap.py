@@ -2,8 +2,25 @@
 
 The SOAP power spectrum itself is computed by DScribe (the engine behind matminer's
 ``matminer.featurizers.site.SOAP``); this module only fixes the settings of the
-MCRT paper's baselines (r_cut 4 Å, n_max 6, l_max 6), learns the species list in
-``fit`` and averages over the atoms of the cell.
+MCRT paper's baselines (r_cut 4 Å, n_max 6, l_max 6), fixes the species list and
+averages over the atoms of the cell.
+
+Species list: unless ``species=`` is given, the featuriser uses the fixed list
+:data:`ORGANIC_SPECIES` (H, C, N, O, F, P, S, Cl, Br, I), not the elements of the
+training structures. The layout of the SOAP vector (which column holds which pair of
+species) then never depends on the training data, so a cross-validation fold whose
+test part holds an element that its training part lacks (a sulphur-containing
+molecule among several S-free ones, say) is featurised like any other, instead of
+failing with :class:`UnseenSpeciesError`, and every fold, grid point and refit of
+the same crystals sees the same columns. This costs nothing in information: the
+power spectrum blocks of the species a crystal holds are exactly those of a
+featuriser fitted on just those species, and the blocks of absent species are
+zero. The price is a longer vector (12 810 features at the paper's settings,
+against 1 197 for C/H/N alone); pass ``species=[...]`` to shorten it when you know
+every element you will featurise. A species-compressed SOAP would keep the vector
+short but merges the densities of different elements, which is not the paper's
+baseline. An element outside the list is never dropped: the structure is refused
+with :class:`UnseenSpeciesError`, which names it and the element.
 
 Averaging: ``average="outer"`` (default) — the per-atom power spectra are computed
 first and then averaged. This is exactly the mean of matminer's per-site SOAP
@@ -19,22 +36,30 @@ No torch here (featurizers are pure numpy).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Any
+
 import numpy as np
 from matminer.featurizers.base import BaseFeaturizer
-from pymatgen.core import Element, Structure
+from pymatgen.core import Element
 
 from mcrt_sklearn.errors import StructureError
-from mcrt_sklearn.structures import read_structure
+from mcrt_sklearn.structures import read_structure, structure_id
 
-__all__ = ["SOAPFeaturizer", "UnseenSpeciesError"]
+__all__ = ["ORGANIC_SPECIES", "SOAPFeaturizer", "UnseenSpeciesError"]
+
+#: Elements of the default species list: those of organic molecular crystals
+#: (every element of the shipped datasets is among them). B, Si, Se, metals etc.
+#: need an explicit ``species=[...]``.
+ORGANIC_SPECIES: tuple[str, ...] = ("H", "C", "N", "O", "F", "P", "S", "Cl", "Br", "I")
 
 
 class UnseenSpeciesError(StructureError):
-    """A structure holds an element that the fitted SOAP featuriser does not know."""
+    """A structure holds an element outside the SOAP featuriser's species list."""
 
     default_hint = (
-        "refit the featuriser on data that contains this element, or pass "
-        "species=[...] listing every element you will featurise"
+        "pass species=[...] listing every element you will featurise; the default "
+        "list is mcrt_sklearn.featurizers.soap.ORGANIC_SPECIES"
     )
 
 
@@ -91,7 +116,11 @@ class SOAPFeaturizer(BaseFeaturizer):
     sigma : float
         Width (Å) of the Gaussians smearing the atom density (DScribe default 1.0).
     species : list of str or int, optional
-        Fixed species list. If None, ``fit`` learns it from the training structures.
+        Elements (symbols or atomic numbers) the vector is built for. None (default):
+        :data:`ORGANIC_SPECIES`, the same for any training data, so that
+        cross-validation folds never disagree on the vector layout (see the module
+        docstring). A structure with an element outside the list raises
+        :class:`UnseenSpeciesError`.
     average : {"outer", "inner"}
         How the per-atom spectra are averaged (see module docstring).
     rbf : {"gto", "polynomial"}
@@ -108,7 +137,7 @@ class SOAPFeaturizer(BaseFeaturizer):
     Attributes
     ----------
     species_ : list of int
-        Atomic numbers of the species the features are built for.
+        Atomic numbers of the species the features are built for (sorted).
     n_features_ : int
         Length of the feature vector.
 
@@ -116,6 +145,7 @@ class SOAPFeaturizer(BaseFeaturizer):
     --------
     >>> f = SOAPFeaturizer().fit(structures)          # doctest: +SKIP
     >>> X = f.transform(structures)                   # (n, n_features_) array
+    >>> SOAPFeaturizer(species=["H", "C", "N"]).fit([])  # a shorter vector  # doctest: +SKIP
     """
 
     def __init__(
@@ -170,22 +200,27 @@ class SOAPFeaturizer(BaseFeaturizer):
 
     @staticmethod
     def _read(x, i=None):
-        sid = None if i is None or not isinstance(x, Structure) else f"structure_{i}"
+        sid = None if i is None else structure_id(x, i)
         return read_structure(x, sid)
 
-    def fit(self, X, y=None):
-        """Learn the species list from X (Structures or CIF paths) unless given."""
-        if self.species is not None:
-            species = _to_z(self.species)
-        else:
-            zs = set()
-            for i, x in enumerate(X):
-                # only the elements are needed here; transform() validates fully
-                s = x if isinstance(x, Structure) else self._read(x, i)[1]
-                zs.update(int(el.Z) for el in s.composition.elements)
-            species = sorted(zs)
+    def fit(self, X: Iterable[Any], y: Any = None) -> SOAPFeaturizer:
+        """Fix the species list; X is not read (it may be empty).
+
+        Parameters
+        ----------
+        X : list of Structure or path
+            Ignored: the species list is ``species`` or :data:`ORGANIC_SPECIES`,
+            never the elements of X (see the module docstring).
+        y : ignored
+
+        Returns
+        -------
+        SOAPFeaturizer
+            self, with ``species_`` and ``n_features_`` set.
+        """
+        species = _to_z(ORGANIC_SPECIES if self.species is None else self.species)
         if not species:
-            raise ValueError("SOAPFeaturizer.fit: no species (empty X and species=None)")
+            raise ValueError("SOAPFeaturizer.fit: species=[] lists no element")
         self.species_ = species
         self.n_features_ = int(self._descriptor().get_number_of_features())
         return self
@@ -195,12 +230,12 @@ class SOAPFeaturizer(BaseFeaturizer):
             from sklearn.exceptions import NotFittedError
 
             raise NotFittedError(
-                "SOAPFeaturizer is not fitted: call fit(structures) first "
-                "(it learns the species list), or pass species=[...] and call fit([])."
+                "SOAPFeaturizer is not fitted: call fit(structures) or fit([]) first "
+                "(it fixes the species list)."
             )
 
     # -------------------------------------------------------------- featurising
-    def featurize(self, structure) -> list[float]:
+    def featurize(self, structure: Any) -> list[float]:
         """Averaged SOAP vector of one structure (Structure or CIF path)."""
         return self._featurize_one(structure).tolist()
 
@@ -212,7 +247,7 @@ class SOAPFeaturizer(BaseFeaturizer):
             names = ", ".join(Element.from_Z(z).symbol for z in unseen)
             known = ", ".join(Element.from_Z(z).symbol for z in self.species_)
             raise UnseenSpeciesError(
-                sid, f"contains element(s) {names} not in the fitted SOAP species [{known}]"
+                sid, f"contains element(s) {names} not in the SOAP species list [{known}]"
             )
         return self._compute()(
             np.asarray(s.lattice.matrix, dtype=np.float64),
@@ -222,7 +257,7 @@ class SOAPFeaturizer(BaseFeaturizer):
             float(self.sigma), self.average, self.rbf,
         )
 
-    def transform(self, X) -> np.ndarray:
+    def transform(self, X: Iterable[Any]) -> np.ndarray:
         """Featurise a list of Structures / CIF paths → array (n, n_features_).
 
         Unlike matminer's default ``transform`` errors are raised, not turned into NaN.
