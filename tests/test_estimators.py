@@ -304,3 +304,47 @@ def test_apc_learns_when_the_atom_order_is_kept(shared_data):
     print(f"\nAPC without shuffling: loss {loss[0]:.3f} -> {loss[-1]:.3f}, "
           f"accuracy {acc[0]:.2f} -> {acc[-1]:.2f}")
     assert loss[-1] < 0.65 and acc[-1] > 0.7
+
+
+def test_reference_recipe_micro_batches_and_best_epoch(aza_records):
+    from skorch.callbacks import Callback
+
+    records, y, _ = aza_records
+    sizes = []
+
+    class Parts(Callback):
+        def on_batch_begin(self, net, batch=None, training=None, **kw):
+            if training:
+                sizes.append([len(p) for p in batch[0].parts])
+
+    reg = MCRTRegressor(**SMALL, max_epochs=5, batch_size=8, accumulate=2, lr=1e-2,
+                        validation_fraction=0.25, random_state=0, callbacks=[Parts()])
+    reg.fit(records[:24], y[:24])
+    # 18 training crystals: optimizer steps of 8, 8 and 2 crystals, micro-batches of 4
+    assert sizes[:3] == [[4, 4], [4, 4], [2]] and len(sizes) == 15
+    assert [len(g["names"]) > 0 for g in reg.net_.param_groups_] == [True] * 4
+    assert reg.net_.recipe_.betas == (0.9, 0.98) and reg.net_.recipe_.total_steps == 15
+    norms = [b["grad_norm"] for e in reg.history_ for b in e["batches"] if "grad_norm" in b]
+    assert len(norms) == 15 and all(np.isfinite(norms))
+    # the weights kept are those of the best validation epoch: their MAE on the held-out
+    # crystals is the one recorded for that epoch
+    maes = reg.history_[:, "valid_mae"]
+    assert reg.best_epoch_ == int(np.argmin(maes)) + 1
+    order = np.random.default_rng(0).permutation(24)
+    valid = order[:6]
+    pred = reg.predict([records[i] for i in valid])
+    got = np.mean(np.abs(pred - y[valid])) / reg.y_std_
+    assert got == pytest.approx(maes[reg.best_epoch_ - 1], rel=1e-4)
+
+
+def test_the_earlier_recipe_stays_reachable(aza_records):
+    records, y, _ = aza_records
+    old = dict(betas=(0.9, 0.999), gradient_clip=None, param_groups="decay_all", accumulate=1,
+               schedule="legacy", validation_fraction=None, recalibrate_batchnorm=True)
+    reg = MCRTRegressor(**SMALL, max_epochs=1, batch_size=8, random_state=0, **old)
+    reg.fit(records[:16], y[:16])
+    assert len(reg.net_.param_groups_) == 1 and reg.best_epoch_ == 1
+    assert "valid_mae" not in reg.history_[-1]
+    assert clone(reg).get_params()["betas"] == (0.9, 0.999)
+    with pytest.raises(ValueError, match="multiple of accumulate"):
+        MCRTRegressor(**SMALL, batch_size=6, accumulate=4).fit(records[:8], y[:8])
