@@ -513,42 +513,65 @@ def _cache_files(cache_dir):
     return sorted(glob.glob(os.path.join(cache_dir, "**", "output.pkl"), recursive=True))
 
 
-def test_cache_hit_returns_equal_records(tmp_path):
+def _count_computations(monkeypatch) -> list:
+    """Count the records actually built (featurize_structure calls): hits build none."""
+    import mcrt_sklearn.featurizers.graph as graph
+
+    calls = []
+    build = graph.featurize_structure
+    monkeypatch.setattr(graph, "featurize_structure",
+                        lambda *a, **k: calls.append(a[1] if len(a) > 1 else k.get("sid"))
+                        or build(*a, **k))
+    return calls
+
+
+def test_cache_hit_returns_equal_records(tmp_path, monkeypatch):
+    calls = _count_computations(monkeypatch)
     paths = [_need(EXAMPLES / f"5A_CSP_{i}.cif") for i in (1, 2)]
     fz = MCRTFeaturizer(images=False, cache_dir=tmp_path)
     first = fz.transform(paths)
-    assert fz.cache_hits_ == 0
+    assert fz.cache_hits_ == 0 and calls == ["5A_CSP_1", "5A_CSP_2"]
     assert len(_cache_files(tmp_path)) == 2
     second = fz.transform(paths)
     assert fz.cache_hits_ == 2
+    assert len(calls) == 2, "the second transform recomputed instead of reading the cache"
     for a, b in zip(first, second, strict=True):
         _records_equal(a, b)
     # the same crystal as an in-memory Structure hits the same entry, under its own id
     s = read_structure(paths[0])[1]
     [rec] = fz.transform([s], ids=["mine"])
-    assert fz.cache_hits_ == 1 and rec.structure_id == "mine"
+    assert fz.cache_hits_ == 1 and rec.structure_id == "mine" and len(calls) == 2
     np.testing.assert_array_equal(rec.angle_features, first[0].angle_features)
-    # featurize() also goes through the cache
-    fz.featurize(paths[1])
-    assert len(_cache_files(tmp_path)) == 2
+    # featurize() also goes through the cache (a hit: nothing computed, nothing written)
+    [again] = fz.featurize(paths[1])
+    assert len(calls) == 2 and len(_cache_files(tmp_path)) == 2
+    _records_equal(again, first[1])
+    # a fresh featuriser on the same folder hits too; other settings are a miss
+    MCRTFeaturizer(images=False, cache_dir=tmp_path).transform(paths[:1])
+    assert len(calls) == 2
+    MCRTFeaturizer(images=False, n_neighbors=8, cache_dir=tmp_path).transform(paths[:1])
+    assert len(calls) == 3
 
 
-def test_corrupt_cache_entry_is_recomputed(tmp_path, caplog):
+def test_corrupt_cache_entry_is_recomputed(tmp_path, caplog, monkeypatch):
+    calls = _count_computations(monkeypatch)
     path = _need(EXAMPLES / "5A_CSP_1.cif")
     fz = MCRTFeaturizer(images=False, cache_dir=tmp_path)
     [good] = fz.transform([path])
     [entry] = _cache_files(tmp_path)
     size = os.path.getsize(entry)
+    assert len(calls) == 1
     for damage in (b"\x80\x04garbage", open(entry, "rb").read()[: size // 2], b""):
+        before = len(calls)
         with open(entry, "wb") as fh:
             fh.write(damage)
         with caplog.at_level(logging.WARNING):
             [again] = fz.transform([path])
-        assert fz.cache_hits_ == 0  # recomputed, not loaded
+        assert fz.cache_hits_ == 0 and len(calls) == before + 1  # recomputed, not loaded
         _records_equal(good, again)
         assert os.path.getsize(entry) == size  # rewritten whole
         [third] = fz.transform([path])
-        assert fz.cache_hits_ == 1
+        assert fz.cache_hits_ == 1 and len(calls) == before + 1  # the rewritten entry is read
         _records_equal(good, third)
 
 

@@ -374,6 +374,11 @@ def test_attention_rollout_hand_computed():
 def test_cls_rollout_scores():
     torch.manual_seed(0)
     model = MCRT(tiny_config()).train()
+    # a fresh model attends almost uniformly (~1/T everywhere), which loose token
+    # bookkeeping would match; query/key weights of std 0.5 make the attention peaked
+    with torch.no_grad():
+        for block in model.transformer.blocks:
+            block.attn.qkv.weight[: 2 * model.config.hid_dim].normal_(0.0, 0.5)
     recs = random_records(2, n_atoms=(4, 9), seed=11)
     batch = collate(recs)
     res = cls_rollout(model, batch)
@@ -391,6 +396,40 @@ def test_cls_rollout_scores():
     )
     assert torch.allclose(total, torch.ones(2), atol=1e-5)
     assert torch.allclose(res["rollout"].sum(1), torch.ones(2), atol=1e-5)
+    # Hand-computed rollout (float64 numpy, explicit loop over the blocks in order) of
+    # the model's own eval-mode attentions, split by the token layout of the model
+    # docstring: [CLS] atoms(N) [SEP] H1(100) [SCL-b1] [SCL-p1] H2(100) [SCL-b2] [SCL-p2].
+    with torch.no_grad():
+        out = model.eval().encode(batch, need_weights=True)
+    atts = [a.double().numpy() for a in out["attentions"]]
+    model.train()
+    T = atts[0].shape[-1]
+    N = mask.shape[1]
+    assert T == 1 + N + 1 + 100 + 2 + 100 + 2 and len(atts) == 2
+    for b in range(2):
+        r = np.eye(T)
+        for a in atts:
+            m = a[b].mean(0) + np.eye(T)
+            r = (m / m.sum(1, keepdims=True)) @ r
+        row = r[0]
+        # the two blocks' attentions do not commute: the order of the product matters
+        r_swapped = np.eye(T)
+        for a in atts[::-1]:
+            m = a[b].mean(0) + np.eye(T)
+            r_swapped = (m / m.sum(1, keepdims=True)) @ r_swapped
+        assert np.abs(r_swapped[0] - row).max() > 1e-2
+        np.testing.assert_allclose(res["rollout"][b].numpy(), row, rtol=1e-4, atol=1e-7)
+        n = int(mask[b].sum())
+        np.testing.assert_allclose(res["atoms"][b, :n].numpy(), row[1 : 1 + n], rtol=1e-4, atol=1e-7)
+        sep = 1 + N
+        np.testing.assert_allclose(res["patches_1d"][b].numpy(),
+                                   row[sep + 1 : sep + 101].reshape(10, 10), rtol=1e-4, atol=1e-7)
+        np.testing.assert_allclose(res["patches_2d"][b].numpy(),
+                                   row[sep + 103 : sep + 203].reshape(10, 10), rtol=1e-4, atol=1e-7)
+        special = row[[0, sep, sep + 101, sep + 102, sep + 203, sep + 204]]
+        np.testing.assert_allclose(res["special"][b].numpy(), special, rtol=1e-4, atol=1e-7)
+        # padded atom tokens get no attention, so no rollout score
+        assert np.abs(row[1 + n : 1 + N]).max(initial=0.0) < 1e-6
     # Padding does not change the scores of a crystal.
     alone = cls_rollout(model, collate([recs[0]]))
     n0 = recs[0].n_atoms

@@ -262,7 +262,6 @@ def test_diagram_image_uses_diagram_range():
     np.testing.assert_allclose(img, persistence_image(land, 20, 0.1, 2.0, 0.5, 0.0))
 
 
-
 @pytest.mark.parametrize("use_numba", [True, False])
 def test_weights_count_as_repeated_points(use_numba):
     rng = np.random.default_rng(2)
@@ -294,17 +293,31 @@ def test_diagram_image_of_a_periodic_cloud_equals_the_pointwise_sum():
 
 
 # --------------------------------------------------------------------------- fast mode
-def test_fast_mode_error_bounds():
+# The documented accuracy of mode="fast" on the six fixture crystals (docstring of
+# fast_persistence_image and docs/user_guide.md): image cosine >= 0.9996 and total
+# intensity -2.1 % ... +0.9 % of the exact (= reference) image; docs/benchmarks.md rounds
+# this to "cosine >= 0.999 / total within 3 %: 6 fixture crystals 6 / 6". The range is
+# checked at the precision it is printed with (-2.1 % covers down to -2.15 %).
+FAST_COSINE_MIN = 0.9996
+FAST_TOTAL_RANGE = (-0.0215, 0.0095)
+
+
+@pytest.mark.parametrize("sid", ALL_IDS)
+def test_fast_mode_meets_its_documented_accuracy(sid):
     _need_examples()
-    sid = "5A_CSP_1"
     ref_img, ref_scalars = _reference(sid)
     image, scalars = compute_persistence_image(_structure(sid), mode="fast")
     assert image.shape == (2, 50, 50)
     for k in range(2):
         a, b = image[k].astype(float), ref_img[k]
         cos = (a * b).sum() / np.linalg.norm(a) / np.linalg.norm(b)
-        assert cos >= 0.999, f"H{k + 1} cosine {cos:.5f}"
-        assert abs(a.sum() / b.sum() - 1) <= 0.05, f"H{k + 1} total {a.sum() / b.sum():.3f}"
+        assert cos >= FAST_COSINE_MIN, f"{sid} H{k + 1} cosine {cos:.5f}"
+        dev = a.sum() / b.sum() - 1
+        assert abs(dev) <= 0.03, f"{sid} H{k + 1} total {dev:+.2%} (benchmarks.md: within 3 %)"
+        lo, hi = FAST_TOTAL_RANGE
+        assert lo <= dev <= hi, f"{sid} H{k + 1} total {dev:+.2%} outside the documented range"
+    # the scalars are those of the larger sub-cloud (no accuracy is documented for them;
+    # measured: at most 3.9 %, 5A_CSP_3); 5 % keeps this a regression bound
     np.testing.assert_allclose(scalars, ref_scalars, rtol=0.05)
 
 
@@ -412,9 +425,23 @@ def test_bad_settings_raise_in_featurize_many_and_dataframe(params, name):
                                  pbar=False)
 
 
-def test_featurizer_cache(tmp_path):
+def test_featurizer_cache(tmp_path, monkeypatch):
+    # count the images actually computed: a cache hit computes none
+    calls = []
+    compute = pi.compute_persistence_image
+    monkeypatch.setattr(pi, "compute_persistence_image",
+                        lambda *a, **k: calls.append(1) or compute(*a, **k))
     feat = PersistenceImageFeaturizer(pixels=5, box=30.0, memory=str(tmp_path))
     s = _structure("5A_CSP_5")
     a = feat.featurize(s)
-    assert any(tmp_path.rglob("*.pkl")) or any(tmp_path.rglob("output.*"))
+    assert len(calls) == 1
+    assert any(tmp_path.rglob("output.pkl")), "nothing was written to the cache"
     assert feat.featurize(s) == a
+    assert len(calls) == 1, "the second call recomputed instead of reading the cache"
+    # another featuriser on the same folder, the crystal read again from its CIF: a hit
+    twin = PersistenceImageFeaturizer(pixels=5, box=30.0, memory=str(tmp_path))
+    assert twin.featurize(EXAMPLES / "cifs" / "5A_CSP_5.cif") == a
+    assert len(calls) == 1
+    # other settings are another entry
+    b = PersistenceImageFeaturizer(pixels=4, box=30.0, memory=str(tmp_path)).featurize(s)
+    assert len(calls) == 2 and len(b) == 2 * 16 + 4

@@ -1339,9 +1339,10 @@ def compute_persistence_image(
     return image, scalars
 
 
-def _versioned_image(structure: Any, fast_version: int | None, **kwargs):
-    """:func:`compute_persistence_image`, with the fast mode's version as an argument so
-    that a joblib cache of fast images is not reused after the fast mode changes."""
+def _versioned_image(structure: Any, fingerprint: str, fast_version: int | None, **kwargs):
+    """:func:`compute_persistence_image` as memoised by joblib: ``structure`` itself is
+    not hashed but its content ``fingerprint`` is, and the fast mode's version, so
+    that a cache of fast images is not reused after the fast mode changes."""
     return compute_persistence_image(structure, **kwargs)
 
 
@@ -1378,6 +1379,9 @@ class PersistenceImageFeaturizer(BaseFeaturizer, TransformerMixin):
         needs up to ~1 GB for a 100 Å box (0.9 GB peak measured for 77k points).
     memory : str, joblib.Memory or None
         Cache of per-structure results (a ``joblib.Memory`` or a folder); None: no cache.
+        Entries are keyed on the crystal's content
+        (:func:`~mcrt_sklearn.featurizers.batch.structure_fingerprint`) and the
+        settings, so a CIF and the same crystal built in memory share one.
 
     Examples
     --------
@@ -1447,7 +1451,14 @@ class PersistenceImageFeaturizer(BaseFeaturizer, TransformerMixin):
             if isinstance(self.memory, joblib.Memory)
             else joblib.Memory(str(self.memory), verbose=0)
         )
-        return memory.cache(_versioned_image)(structure, image_version(self.mode), **kwargs)
+        # keyed on the content, not on the pickled object: a pymatgen Structure's
+        # pickle changes as its cached properties fill in, so the same object missed
+        # the cache on its second call
+        from mcrt_sklearn.featurizers.batch import structure_fingerprint
+
+        cached = memory.cache(_versioned_image, ignore=["structure"])
+        return cached(structure, structure_fingerprint(structure), image_version(self.mode),
+                      **kwargs)
 
     def featurize(self, structure: Any) -> list[float]:
         """Features of one crystal.
