@@ -28,6 +28,7 @@ azaphenacene structures, random 80/20, with the old ``--fast`` profile, 2 x 64).
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import time
@@ -54,9 +55,9 @@ OLD = dict(betas=(0.9, 0.999), gradient_clip=None, param_groups="decay_all", acc
 TASKS = {
     "roy": dict(dataset="roy", target="relative_energy_kJ_per_mol", group=None, max_n=None),
     "aza-paper": dict(dataset="azaphenacenes", target="lattice_energy_kJ_per_mol", group=None,
-                      max_n=300),
+                      max_n=250),
     "aza-grouped": dict(dataset="azaphenacenes", target="lattice_energy_kJ_per_mol",
-                        group="group", max_n=300),
+                        group="group", max_n=250),
     "demo": dict(dataset="azaphenacenes", target="lattice_energy_kJ_per_mol", group=None,
                  max_n=150),
 }
@@ -180,7 +181,10 @@ def variants(profile: str, epochs: int) -> dict[str, dict]:
                     use_images=True)
         extra = {"reference-micro2": {**base, "accumulate": 4},
                  "reference-32x4": {**base, "batch_size": 32, "accumulate": 4},
-                 "reference-30ep": {**base, "max_epochs": 30}}
+                 "reference-20ep": {**base, "max_epochs": 20},
+                 "reference-30ep": {**base, "max_epochs": 30},
+                 "reference-20ep-head10": {**base, "max_epochs": 20, "lr_mult": 10.0},
+                 "reference-30ep-head10": {**base, "max_epochs": 30, "lr_mult": 10.0}}
     else:
         base = dict(**_arch(profile), lr=3e-4, batch_size=16, accumulate=2,
                     max_epochs=epochs, use_images=True)
@@ -201,13 +205,30 @@ def report(out: Path) -> str:
         for f in sorted(task_dir.glob("*.json"), key=lambda p: (p.stem != "old",
                                                                  p.stem != "reference", p.stem)):
             r = json.loads(f.read_text())
+            if "variant" not in r:  # e.g. old-demo/summary.json
+                continue
             rows.append(
                 f"| {task_dir.name} | {f.stem} | {r['train_mae']:.2f} | {r['valid_mae']:.2f} | "
                 f"{r['test_mae']:.2f} | {r['test_r2']:.2f} | {r['test_mean_mae']:.2f} | "
                 f"{r['train_pred_std'] / r['train_target_std']:.2f} | {r['epochs_run']} "
                 f"({r['best_epoch']}) | {r['test_levels']} | {r['test_cls_saturated']:.2f} | "
                 f"{r['test_eta2_n_atoms']:.2f} | {r['fit_seconds']:.0f} |")
-    return "\n".join(rows)
+    summary = ["", "Over seeds (mean ± std of the test MAE; R² mean):", "",
+               "| task | variant | seeds | test MAE | test R² | train MAE |", "|---|---|---|---|---|---|"]
+    for task_dir in sorted(p for p in out.iterdir() if p.is_dir()):
+        runs: dict[str, list] = {}
+        for f in task_dir.glob("*.json"):
+            r = json.loads(f.read_text())
+            if "variant" in r:
+                runs.setdefault(r["variant"], []).append(r)
+        for name, rs in sorted(runs.items()):
+            if len(rs) < 2:
+                continue
+            te = np.array([r["test_mae"] for r in rs])
+            summary.append(f"| {task_dir.name} | {name} | {len(rs)} | {te.mean():.2f} ± "
+                           f"{te.std():.2f} | {np.mean([r['test_r2'] for r in rs]):.2f} | "
+                           f"{np.mean([r['train_mae'] for r in rs]):.2f} |")
+    return "\n".join(rows + (summary if len(summary) > 5 else []))
 
 
 def main(argv=None) -> None:
@@ -216,6 +237,9 @@ def main(argv=None) -> None:
                    choices=sorted(TASKS))
     p.add_argument("--size", default="4x128", help="BLOCKSxHIDDEN of the fresh MCRTp")
     p.add_argument("--epochs", type=int, default=20, help="fine-tuning epochs (not demo)")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0],
+                   help="model seeds (initialisation, shuffling, validation split); the "
+                        "train/test split stays that of seed 0; seed s > 0 writes <variant>@s.json")
     p.add_argument("--only", nargs="*", default=None, help="variants to run (default: all)")
     p.add_argument("--out", type=Path, default=OUT)
     p.add_argument("--cache", type=Path, default=Path(os.environ.get(
@@ -238,18 +262,19 @@ def main(argv=None) -> None:
         profile = "demo" if task == "demo" else args.size
         folder = args.out / task
         folder.mkdir(parents=True, exist_ok=True)
-        for name, params in variants(profile, args.epochs).items():
+        for (name, params), seed in itertools.product(variants(profile, args.epochs).items(),
+                                                      args.seeds):
             if args.only and name not in args.only:
                 continue
-            path = folder / f"{name}.json"
+            path = folder / (f"{name}.json" if seed == 0 else f"{name}@{seed}.json")
             if path.exists():
                 continue
-            res = run_variant(records, y, parts, params)
-            res.update(task=task, variant=name, size=profile)
+            res = run_variant(records, y, parts, params, seed=seed)
+            res.update(task=task, variant=name, size=profile, seed=seed)
             tmp = path.with_suffix(".tmp")
             tmp.write_text(json.dumps(res, indent=1))
             os.replace(tmp, path)
-            print(f"{task} {name}: train {res['train_mae']:.2f} valid {res['valid_mae']:.2f} "
+            print(f"{task} {name} seed {seed}: train {res['train_mae']:.2f} valid {res['valid_mae']:.2f} "
                   f"test {res['test_mae']:.2f} (mean {res['test_mean_mae']:.2f}) R² "
                   f"{res['test_r2']:.2f} levels {res['test_levels']} sat "
                   f"{res['test_cls_saturated']:.2f} eta2 {res['test_eta2_n_atoms']:.2f} "

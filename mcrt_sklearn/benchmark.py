@@ -232,7 +232,7 @@ def default_settings(fast: bool = False) -> dict:
         "featurizer": dict(image_mode="fast" if fast else "exact", angle_convention="reference",
                            supercell="reference", n_jobs=1),
         "mcrt": _mcrt_arch(fast),
-        "finetune": (dict(lr=1e-3, batch_size=8, accumulate=1, max_epochs=8, weight_decay=1e-2,
+        "finetune": (dict(lr=1e-3, batch_size=8, accumulate=1, max_epochs=30, weight_decay=1e-2,
                           warmup=0.05, validation_fraction=0.1)
                      if fast else
                      dict(lr=1e-4, batch_size=32, accumulate=4, max_epochs=50, weight_decay=1e-2,
@@ -1393,7 +1393,7 @@ DEMO_SETTINGS = {
     "max_structures": 150,
     "featurizer": {"image_mode": "fast"},
     "pretrain": {"max_structures": 96, "max_epochs": 5, "lr": 1e-3, "batch_size": 8},
-    "finetune": {"max_epochs": 10, "lr": 1e-3, "batch_size": 8},
+    "finetune": {"max_epochs": 30, "lr": 1e-3, "batch_size": 8, "accumulate": 1},
     "RF-SOAP": {"n_estimators": 200, "search": False},
     "KRR-SOAP": {"search": True},
     "CGCNN": {"max_epochs": 15, "batch_size": 16},
