@@ -44,8 +44,10 @@ def _one_epoch(size: str, pad_to, n: int, batch_size: int, threads: int, queue) 
 
     torch.set_num_threads(threads)
     records, y = _records(n)
+    # one batch per step and no validation split: the time of one epoch over all n
     reg = MCRTRegressor(**SIZES[size], use_images=False, max_epochs=1, batch_size=batch_size,
-                        pad_to=pad_to, random_state=0, recalibrate_batchnorm=False)
+                        accumulate=1, validation_fraction=None, pad_to=pad_to, random_state=0,
+                        recalibrate_batchnorm=False)
     start = time.perf_counter()
     reg.fit(records, y)
     elapsed = time.perf_counter() - start
