@@ -1393,7 +1393,7 @@ DEMO_SETTINGS = {
     "max_structures": 150,
     "featurizer": {"image_mode": "fast"},
     "pretrain": {"max_structures": 96, "max_epochs": 5, "lr": 1e-3, "batch_size": 8},
-    "finetune": {"max_epochs": 30, "lr": 1e-3, "batch_size": 8, "accumulate": 1},
+    "finetune": {"max_epochs": 25, "lr": 1e-3, "batch_size": 8, "accumulate": 1},
     "RF-SOAP": {"n_estimators": 200, "search": False},
     "KRR-SOAP": {"search": True},
     "CGCNN": {"max_epochs": 15, "batch_size": 16},
