@@ -214,7 +214,8 @@ class _MCRTFineTuner(BaseEstimator):
                                       self.pad_to, bool(network.config.use_images))
         self.config_ = network.config.to_dict()
         self.history_ = self.net_.history
-        self.best_epoch_ = best_epoch(self.history_, self._monitor if train_split else None)
+        selects = train_split is not None and self.early_stopping
+        self.best_epoch_ = best_epoch(self.history_, self._monitor if selects else None)
         self._check_training()
         return self
 
