@@ -124,6 +124,7 @@ def run_variant(records, y, parts, params: dict, seed: int = 0) -> dict:
     from sklearn.metrics import mean_absolute_error, r2_score
 
     from mcrt_sklearn.data import collate
+    from mcrt_sklearn.estimators._net import validation_indices
     from mcrt_sklearn.estimators.regressor import MCRTRegressor
 
     tr, va, te = parts
@@ -134,9 +135,8 @@ def run_variant(records, y, parts, params: dict, seed: int = 0) -> dict:
     frac = len(va) / len(pool)
     params = {**params, "validation_fraction": frac if has_valid else None}
     if has_valid:
-        order = np.random.default_rng(seed).permutation(len(pool))
-        n_valid = max(1, int(round(frac * len(pool))))
-        va, tr = pool[order[:n_valid]], pool[order[n_valid:]]
+        held, kept = validation_indices(len(pool), frac, seed)
+        va, tr = pool[held], pool[kept]
     else:
         tr, va = pool, np.array([], dtype=int)
     t0 = time.perf_counter()

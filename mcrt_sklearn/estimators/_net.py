@@ -202,8 +202,7 @@ class MCRTNet(NeuralNet):
         log = step(zip(Xi.parts, yi), loss_fn, on_grad_computed)
         self.history.record_batch("grad_norm", log.grad_norm)
         preds = log.predictions
-        y_pred = (torch.cat([p.reshape(len(x), *p.shape[1:]) for p, x in zip(preds, Xi.parts)])
-                  if all(isinstance(p, torch.Tensor) for p in preds) else preds)
+        y_pred = torch.cat(preds) if all(isinstance(p, torch.Tensor) for p in preds) else preds
         return {"loss": torch.tensor(log.mean_loss), "y_pred": y_pred}
 
     def validation_step(self, batch, **fit_params):
@@ -276,12 +275,13 @@ def recalibrate_batchnorm(network: nn.Module, records, batch_size: int, device,
         network.train(was_training)
 
 
-def check_records(X, name: str) -> list[MCRTInput]:
-    """X as a list of records, with a clear error when it is something else."""
+def check_records(X, name: str, allow_empty: bool = False) -> list[MCRTInput]:
+    """X as a list of records, with a clear error when it is something else (or, unless
+    ``allow_empty``, when it is empty)."""
     if isinstance(X, MCRTInput):
         X = [X]
     X = list(X)
-    if not X:
+    if not X and not allow_empty:
         raise ValueError(f"{name} got no records")
     bad = [type(x).__name__ for x in X if not isinstance(x, MCRTInput)]
     if bad:
@@ -346,18 +346,22 @@ def make_callbacks(est, has_valid: bool, monitor: str = "valid_loss") -> list:
     return callbacks
 
 
+def validation_indices(n: int, fraction: float, random_state: int | None
+                       ) -> tuple[np.ndarray, np.ndarray]:
+    """(validation, training) positions of the estimators' seeded hold-out of ``n`` records."""
+    n_valid = max(1, int(round(fraction * n)))
+    if n - n_valid < 1:
+        raise ValueError(f"validation_fraction={fraction} leaves no training data for {n} records")
+    order = np.random.default_rng(random_state).permutation(n)
+    return order[:n_valid], order[n_valid:]
+
+
 def split_validation(est, X: list, y: np.ndarray, stratify=None):
     """(X_train, y_train, train_split) with a seeded hold-out of ``validation_fraction``."""
     frac = est.validation_fraction
     if not frac:
         return X, y, None
-    rng = np.random.default_rng(est.random_state)
-    n = len(X)
-    n_valid = max(1, int(round(frac * n)))
-    if n - n_valid < 1:
-        raise ValueError(f"validation_fraction={frac} leaves no training data for {n} records")
-    order = rng.permutation(n)
-    valid, train = order[:n_valid], order[n_valid:]
+    valid, train = validation_indices(len(X), frac, est.random_state)
     ds = Dataset([X[i] for i in valid], y[valid])
     return [X[i] for i in train], y[train], predefined_split(ds)
 

@@ -11,17 +11,11 @@ from sklearn.utils.validation import check_is_fitted
 
 from mcrt_sklearn.data import batch_to, collate
 from mcrt_sklearn.estimators._net import build_network, check_records, device_of, seeded
-from mcrt_sklearn.featurizers.record import MCRTInput
 from mcrt_sklearn.model.rollout import cls_rollout
 
 __all__ = ["MCRTEncoder"]
 
 _OUTPUTS = {"cls": "cls_feats", "raw_cls": "raw_cls_feats", "atoms_mean": "graph_feats"}
-
-
-def _listed(X) -> list:
-    """X as a list (a single record becomes a one-element list)."""
-    return [X] if isinstance(X, MCRTInput) else list(X)
 
 
 class MCRTEncoder(TransformerMixin, BaseEstimator):
@@ -105,8 +99,8 @@ class MCRTEncoder(TransformerMixin, BaseEstimator):
         self.n_features_out_ = int(network.config.hid_dim)
         return self
 
-    def _batches(self, X):
-        X = check_records(X, "MCRTEncoder")
+    def _batches(self, X: list):
+        """Collated batches of the (checked) records ``X``, on the estimator's device."""
         require = bool(self.network_.config.use_images)
         for start in range(0, len(X), self.batch_size):
             chunk = X[start : start + self.batch_size]
@@ -120,7 +114,7 @@ class MCRTEncoder(TransformerMixin, BaseEstimator):
         skipped) give an empty (0, ``n_features_out_``) array.
         """
         check_is_fitted(self, "network_")
-        X = _listed(X)
+        X = check_records(X, "MCRTEncoder", allow_empty=True)
         if not X:
             return np.empty((0, self.n_features_out_), dtype=np.float32)
         key = _OUTPUTS[self.output]
@@ -148,7 +142,7 @@ class MCRTEncoder(TransformerMixin, BaseEstimator):
         record sum to 1 over all tokens. No records give an empty list.
         """
         check_is_fitted(self, "network_")
-        X = _listed(X)
+        X = check_records(X, "MCRTEncoder", allow_empty=True)
         out = []
         if not X:
             return out

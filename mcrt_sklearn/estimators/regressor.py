@@ -55,14 +55,6 @@ def _plain(value) -> bool:
     return isinstance(value, _PLAIN)
 
 
-def best_epoch(history, monitor: str | None) -> int:
-    """The (1-based) epoch whose weights the estimator holds: the lowest ``monitor`` with
-    a validation split, the last epoch without one."""
-    if monitor is None or not len(history) or monitor not in history[-1]:
-        return len(history)
-    values = [row.get(monitor, np.inf) for row in history]
-    return int(np.argmin(values)) + 1
-
 
 class _MCRTFineTuner(BaseEstimator):
     """Shared constructor, training loop and persistence of the fine-tuning estimators."""
@@ -214,8 +206,10 @@ class _MCRTFineTuner(BaseEstimator):
                                       self.pad_to, bool(network.config.use_images))
         self.config_ = network.config.to_dict()
         self.history_ = self.net_.history
-        selects = train_split is not None and self.early_stopping
-        self.best_epoch_ = best_epoch(self.history_, self._monitor if selects else None)
+        # the epoch whose weights early stopping restored; the last one without it
+        stopper = dict(self.net_.callbacks_).get("early_stopping")
+        restored = int(stopper.best_epoch_) if stopper is not None else 0
+        self.best_epoch_ = restored or len(self.history_)
         self._check_training()
         return self
 
