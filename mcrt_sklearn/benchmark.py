@@ -45,6 +45,8 @@ from typing import Any
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
+from mcrt_sklearn.versions import provenance
+
 __all__ = [
     "MODELS",
     "default_settings",
@@ -83,7 +85,9 @@ METRIC_LABELS = {"mae": "MAE", "rmse": "RMSE", "r2": "R²", "spearman": "Spearma
 #: repeated with seeds ``random_state + 0 … repeats - 1``; the validation part picks the
 #: best epoch of the MCRT networks.
 PAPER_PROTOCOL = {"test_fraction": 0.1, "validation_fraction": 0.1, "repeats": 5}
-#: Bump when the meaning of a stored fold result changes (part of every result key).
+#: Format name written into result files; its version is ``versions.VERSIONS
+#: ["benchmark-results"]``, part of every result key with the versions of the model's
+#: algorithms (:func:`model_components`).
 _RESULT_FORMAT = "mcrt-benchmark-v1"
 
 
@@ -390,7 +394,17 @@ class _Inputs:
         self._records = None
         self._cgcnn = None
         self._alignn = None
+        self._fingerprints = None
         self.timings: dict[str, float] = {}
+
+    def content(self, indices) -> str:
+        """Hash of the content of the structures at ``indices`` (in order): a fold key
+        changes when a structure of the fold is corrected, even under the same id."""
+        if self._fingerprints is None:
+            from mcrt_sklearn.featurizers.batch import structure_fingerprint
+
+            self._fingerprints = [structure_fingerprint(st) for st in self.structures]
+        return _hash([self._fingerprints[i] for i in indices])
 
     def featurizer(self, pretrain_labels=False, images=None):
         from mcrt_sklearn.featurizers.graph import MCRTFeaturizer
@@ -444,26 +458,53 @@ class _Inputs:
 
 
 def _pretrain_spec(settings: dict, pretrain_on, use_images: bool) -> dict:
-    from mcrt_sklearn.training import RECIPE_VERSION
+    from mcrt_sklearn.versions import versions
 
     pt = dict(settings["pretrain"])
-    return {"format": _RESULT_FORMAT, "training": RECIPE_VERSION, "corpus": str(pretrain_on),
+    components = _mcrt_components(settings, use_images)
+    return {"format": _RESULT_FORMAT, "versions": versions(*components),
+            "corpus": str(pretrain_on),
             "max_structures": pt.pop("max_structures", None), "seed": settings["seed"],
             "arch": settings["mcrt"], "train": pt,
             "featurizer": _featurizer_spec(settings, use_images), "use_images": use_images}
 
 
 def _featurizer_spec(settings: dict, use_images: bool = True) -> dict:
-    """Featuriser settings that change the records (``n_jobs`` only changes the speed),
-    with the fast mode's version when the model uses fast persistence images (MCRTi
-    ignores the images, so a new fast mode does not refit it)."""
-    from mcrt_sklearn.featurizers.persistence import image_version
+    """Featuriser settings that change the records (``n_jobs`` only changes the speed).
+    The versions of the algorithms behind them are not here but in the keys, through
+    :func:`model_components`."""
+    return {k: v for k, v in settings["featurizer"].items() if k != "n_jobs"}
 
-    spec = {k: v for k, v in settings["featurizer"].items() if k != "n_jobs"}
-    version = image_version(spec.get("image_mode", "exact"))
-    if use_images and spec.get("images", True) and version is not None:
-        spec["fast_images"] = version
-    return spec
+
+def _mcrt_components(settings: dict, use_images: bool) -> tuple[str, ...]:
+    from mcrt_sklearn.featurizers.persistence import image_components
+
+    images = use_images and settings["featurizer"].get("images", True)
+    mode = settings["featurizer"].get("image_mode", "exact")
+    return ("structure-fingerprint", "mcrt-records", "training-recipe",
+            *(image_components(mode) if images else ()))
+
+
+def model_components(name: str, settings: dict) -> tuple[str, ...]:
+    """Names in :data:`mcrt_sklearn.versions.VERSIONS` of what a model's fold result
+    depends on: the result format, the structures' fingerprint, and the model's own
+    inputs and training (MCRTi ignores the persistence images, so a new image
+    algorithm does not refit it)."""
+    if name in MCRT_MODELS:
+        own = _mcrt_components(settings, use_images=name != "MCRTi")
+    else:
+        own = {"RF-SOAP": ("soap",), "KRR-SOAP": ("soap",), "CGCNN": ("cgcnn-graph",),
+               "CrystalTwins": ("cgcnn-graph",), "ALIGNN": ("alignn-graph",)}.get(name, ())
+    return ("benchmark-results", "structure-fingerprint", *own)
+
+
+def fold_key(payload: dict, name: str, settings: dict) -> str:
+    """Key of one stored fold result: ``payload`` (dataset, target, model spec, fold
+    ids and content …) with the versions of :func:`model_components`."""
+    from mcrt_sklearn.versions import versioned_key
+
+    return versioned_key("benchmark-fold", payload, model_components(name, settings),
+                         length=16)
 
 
 class _Corpus:
@@ -560,11 +601,8 @@ def finetune_settings(name: str, settings: dict) -> dict:
 def _model_spec(name: str, settings: dict) -> dict:
     """The settings a model's result depends on (part of its fold-result key)."""
     if name in MCRT_MODELS:
-        from mcrt_sklearn.training import RECIPE_VERSION
-
         spec = {"arch": settings["mcrt"], "finetune": finetune_settings(name, settings),
-                "featurizer": _featurizer_spec(settings, use_images=name != "MCRTi"),
-                "training": RECIPE_VERSION}
+                "featurizer": _featurizer_spec(settings, use_images=name != "MCRTi")}
         if name == "MCRTa":
             spec["positional"] = "absolute"
         if _is_pretrained(name, settings):
@@ -809,10 +847,10 @@ def run_benchmark(
         spec = _model_spec(model, s)
         per_model[model] = []
         for f, (tr, te) in enumerate(folds):
-            key = _hash({"format": _RESULT_FORMAT, "dataset": name, "target": target,
-                         "transform": transform, "spec": spec, "seed": s["seed"],
-                         "test": [ids[i] for i in te], "train": [ids[i] for i in tr],
-                         "k": k, "lower": lower})
+            key = fold_key({"dataset": name, "target": target, "transform": transform,
+                            "spec": spec, "seed": s["seed"], "test": [ids[i] for i in te],
+                            "train": [ids[i] for i in tr], "k": k, "lower": lower,
+                            "content": inputs.content([*tr, *te])}, model, s)
             path = run_dir / "folds" / model / f"fold{f}.json"
             if path.is_file():
                 try:
@@ -846,6 +884,7 @@ def run_benchmark(
                       "transform": transform, "model": model, "fold": f, "metrics": metrics,
                       "n_train": len(tr), "n_test": len(te), "fit_seconds": t_fit,
                       "predict_seconds": t_pred, "device": device,
+                      "provenance": provenance(model_components(model, s)),
                       "estimator": _estimator_params(est), "spec": spec,
                       "test_ids": [ids[i] for i in te], "y_true": y[te].tolist(),
                       "y_pred": pred.tolist()}
@@ -911,16 +950,16 @@ def run_benchmark(
 
 
 def _environment() -> dict:
-    env = {"python": platform.python_version(), "platform": platform.platform(),
-           "cpu_count": os.cpu_count()}
+    """Where a run was made: versions (release, git revision, every registered
+    algorithm version), Python, platform and libraries."""
+    env = {**provenance(), "python": platform.python_version(),
+           "platform": platform.platform(), "cpu_count": os.cpu_count()}
     try:
         import sklearn
         import torch
 
-        from mcrt_sklearn._version import __version__
-
-        env.update({"mcrt_sklearn": __version__, "torch": torch.__version__,
-                    "sklearn": sklearn.__version__, "torch_threads": torch.get_num_threads()})
+        env.update({"torch": torch.__version__, "sklearn": sklearn.__version__,
+                    "torch_threads": torch.get_num_threads()})
     except Exception:  # pragma: no cover
         pass
     return env
@@ -1168,12 +1207,14 @@ def run_few_shot(
         for g, sp in splits.items():
             base_est = None
             for n in shots:
-                key = _hash({"format": _RESULT_FORMAT, "few_shot": True, "dataset": name,
-                             "target": target, "transform": transform, "spec": spec,
-                             "seed": s["seed"], "group": str(g), "n": n, "epochs": fs_epochs,
-                             "base": [ids[i] for i in sp["base"]],
-                             "shots": [ids[i] for i in sp["pool"][:n]],
-                             "test": [ids[i] for i in sp["test"]], "k": k, "lower": lower})
+                key = fold_key({"few_shot": True, "dataset": name, "target": target,
+                                "transform": transform, "spec": spec, "seed": s["seed"],
+                                "group": str(g), "n": n, "epochs": fs_epochs,
+                                "base": [ids[i] for i in sp["base"]],
+                                "shots": [ids[i] for i in sp["pool"][:n]],
+                                "test": [ids[i] for i in sp["test"]], "k": k, "lower": lower,
+                                "content": inputs.content(
+                                    [*sp["base"], *sp["pool"][:n], *sp["test"]])}, model, s)
                 path = run_dir / "few_shot" / model / f"g{g}_n{n}.json"
                 if path.is_file():
                     old = json.loads(path.read_text())
@@ -1211,6 +1252,7 @@ def run_few_shot(
                 pred = np.asarray(est.predict([X[i] for i in te]), dtype=float).reshape(-1)
                 metrics = regression_metrics(y[te], pred, k, lower)
                 row = {"format": _RESULT_FORMAT, "key": key, "model": model, "group": str(g),
+                       "provenance": provenance(model_components(model, s)),
                        "n_shots": n, "metrics": metrics, "n_base": len(sp["base"]),
                        "n_test": len(te), "fit_seconds": t_fit, "test_ids": [ids[i] for i in te],
                        "y_true": y[te].tolist(), "y_pred": pred.tolist()}

@@ -30,6 +30,7 @@ from mcrt_sklearn.benchmark import (
     top_k_recovery,
     within_group_spearman,
 )
+from mcrt_sklearn.versions import VERSIONS, git_revision, versions
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -203,10 +204,8 @@ def test_mcrta_is_the_absolute_positional_variant():
     assert spec["positional"] == "absolute" and "pretrain" not in spec
     assert spec != benchmark._model_spec("MCRTp", s)
     assert "MCRTa" in benchmark.MODELS
-    # the recipe version is part of every MCRT fold key: a new recipe refits
-    from mcrt_sklearn.training import RECIPE_VERSION
-
-    assert all(benchmark._model_spec(m, s)["training"] == RECIPE_VERSION
+    # the recipe's version is part of every MCRT fold key: a new recipe refits
+    assert all("training-recipe" in benchmark.model_components(m, s)
                for m in benchmark.MCRT_MODELS)
 
 
@@ -293,6 +292,12 @@ def test_end_to_end_resumable(shared_data, tmp_path, count_builds):
             assert r["test_ids"] == folds[f]["test"]
             assert r["metrics"]["mae"] == pytest.approx(
                 np.mean(np.abs(np.subtract(r["y_pred"], r["y_true"]))))
+            # what made it: the model's algorithm versions and the code revision
+            assert r["provenance"]["versions"] == versions(
+                *benchmark.model_components(model, stored["settings"]))
+            assert r["provenance"]["git_revision"] == git_revision()
+    assert stored["environment"]["versions"] == dict(VERSIONS)
+    assert stored["environment"]["git_revision"] == git_revision()
     md = (run_dir / "results.md").read_text()
     assert "| RF-SOAP |" in md and "| MCRTi |" in md and md == markdown_table(stored) + "\n"
     for png in ("parity.png", "radar.png"):

@@ -453,7 +453,7 @@ def test_images_and_labels_are_wired(monkeypatch):
         "mcrt_sklearn.featurizers.persistence",
         types.SimpleNamespace(compute_persistence_image=fake_image,
                               check_image_params=lambda *args: None,
-                              image_version=lambda mode: 0),
+                              image_components=lambda mode: ()),
     )
     monkeypatch.setitem(
         sys.modules,

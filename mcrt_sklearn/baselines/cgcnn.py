@@ -34,6 +34,7 @@ from torch import nn
 from mcrt_sklearn.baselines._skorch import GraphBatch, GraphRegressorBase
 from mcrt_sklearn.featurizers.batch import structure_fingerprint
 from mcrt_sklearn.structures import read_structure
+from mcrt_sklearn.versions import version, versions
 
 __all__ = [
     "CGCNNGraph",
@@ -165,12 +166,12 @@ def build_cgcnn_graph(
     )
 
 
-#: Version of the graph construction, part of the cache key of cached graphs: bump it
-#: when :func:`build_cgcnn_graph` changes its output.
-GRAPH_VERSION = 1
+#: Version of the graph construction (``versions.VERSIONS["cgcnn-graph"]``), part of the
+#: cache key of cached graphs.
+GRAPH_VERSION = version("cgcnn-graph")
 
 
-def _cached_graph(structure, sid, radius, max_num_nbr, fingerprint, version):
+def _cached_graph(structure, sid, radius, max_num_nbr, fingerprint, versions):
     """:func:`build_cgcnn_graph` as memoised by joblib; ``structure`` and ``sid`` are not
     hashed (the content fingerprint stands for the structure)."""
     return build_cgcnn_graph(structure, radius, max_num_nbr, sid)
@@ -218,7 +219,7 @@ def build_cgcnn_graphs(
             return build_cgcnn_graph(x, radius, max_num_nbr, sid)
         sid, s = read_structure(x, sid)
         graph = build(s, sid, float(radius), int(max_num_nbr), structure_fingerprint(s),
-                      GRAPH_VERSION)
+                      versions("structure-fingerprint", "cgcnn-graph"))
         return graph if graph.sid == sid else replace(graph, sid=sid)
 
     if n_jobs == 1 or len(items) < 2:

@@ -9,7 +9,8 @@ A featuriser that computes one result per crystal plugs in with
   :class:`joblib.Memory`. The key of an entry is a SHA-256 of the structure's
   content (lattice quantised to 1e-5 Å, fractional coordinates to 1e-7, atomic
   numbers, site order), the featuriser's name and output-affecting parameters, and
-  the library version — not of the file name or the Python object, so the same
+  the versions (:mod:`mcrt_sklearn.versions`) of the algorithms that make the
+  result — not of the file name or the Python object, so the same
   crystal read from a CIF or built in memory hits the same entry. joblib writes each
   entry to a temporary file and renames it, so a killed run leaves no partial
   entry; an unreadable (corrupt, truncated) entry is logged, recomputed and
@@ -47,9 +48,9 @@ from typing import Any
 import numpy as np
 from pymatgen.core import Structure
 
-from mcrt_sklearn._version import __version__
 from mcrt_sklearn.errors import FeaturizationError, MCRTError
 from mcrt_sklearn.structures import read_structure, structure_id
+from mcrt_sklearn.versions import versioned_key
 
 __all__ = [
     "structure_fingerprint",
@@ -94,28 +95,25 @@ def structure_fingerprint(structure: Structure) -> str:
     return h.hexdigest()
 
 
-def cache_key(structure: Structure, namespace: str, params: dict[str, Any]) -> str:
-    """Key of a cache entry: structure content + featuriser name + parameters + version.
+def cache_key(structure: Structure, namespace: str, params: dict[str, Any],
+              components: Sequence[str] = ()) -> str:
+    """Key of a cache entry: structure content + featuriser name + parameters + the
+    versions of the algorithms that make the entry.
 
     Parameters
     ----------
     structure : Structure
     namespace : str
-        Featuriser name (and its output-format version).
+        Featuriser name.
     params : dict
-        The parameters that change the output (JSON-serialisable, or repr-able).
+        The parameters that change the output (JSON-serialisable, or str-able).
+    components : sequence of str
+        Names in :data:`mcrt_sklearn.versions.VERSIONS` of the algorithms behind the
+        result (the structure fingerprint's version is always included).
     """
-    payload = json.dumps(
-        {
-            "structure": structure_fingerprint(structure),
-            "namespace": namespace,
-            "params": params,
-            "version": __version__,
-        },
-        sort_keys=True,
-        default=repr,
-    )
-    return hashlib.sha256(payload.encode()).hexdigest()
+    return versioned_key(namespace, {"structure": structure_fingerprint(structure),
+                                     "params": params},
+                         ("structure-fingerprint", *components))
 
 
 # -------------------------------------------------------------------------- cache
@@ -164,6 +162,7 @@ def _process_one(
     cache_dir: str | None,
     namespace: str,
     params: dict[str, Any],
+    components: Sequence[str] = (),
 ):
     """Read, validate and featurise one structure. Returns (result, error, cache_hit)."""
     global _COMPUTED
@@ -171,7 +170,7 @@ def _process_one(
         sid, structure = read_structure(item, sid, max_atoms=max_atoms)
         if cache_dir is None:
             return func(structure, sid), None, False
-        key = cache_key(structure, namespace, params)
+        key = cache_key(structure, namespace, params, components)
         _COMPUTED = False
         result = _memoised(os.fspath(cache_dir))(structure, sid, func, namespace, key)
         return _relabel(result, sid), None, not _COMPUTED
@@ -232,6 +231,7 @@ def run_batch(
     cache_dir: str | os.PathLike | None = None,
     namespace: str = "",
     params: dict[str, Any] | None = None,
+    components: Sequence[str] = (),
     max_atoms: int | None = None,
     progress: bool = False,
     desc: str = "featurising",
@@ -251,8 +251,9 @@ def run_batch(
         joblib workers (``-1``: all cores).
     cache_dir : path, optional
         Directory of the on-disk cache; None disables it.
-    namespace, params
-        Featuriser name and output-affecting parameters (cache key).
+    namespace, params, components
+        Featuriser name, output-affecting parameters and the registered algorithms
+        behind the result (cache key, see :func:`cache_key`).
     max_atoms : int, optional
         Passed to :func:`~mcrt_sklearn.structures.read_structure`.
     progress : bool
@@ -273,7 +274,7 @@ def run_batch(
     if cdir is not None:
         os.makedirs(cdir, exist_ok=True)
     args = [
-        (func, obj, sid, max_atoms, cdir, namespace, params)
+        (func, obj, sid, max_atoms, cdir, namespace, params, tuple(components))
         for obj, sid in zip(items, sids, strict=True)
     ]
 
@@ -346,8 +347,9 @@ class BatchFeaturizerMixin:
     The subclass provides:
 
     - ``_compute(structure, sid) -> result`` for one validated structure;
-    - ``_cache_namespace`` (str) and ``_cache_params() -> dict`` (output-affecting
-      parameters);
+    - ``_cache_namespace`` (str), ``_cache_params() -> dict`` (output-affecting
+      parameters) and ``_cache_components`` (names in
+      :data:`mcrt_sklearn.versions.VERSIONS` of the algorithms behind the result);
     - ``_max_atoms`` (int or None);
     - optionally ``_check_params()``, raising ``ValueError`` for bad parameters; it
       runs before any structure is read, in every entry point (``featurize_one``,
@@ -374,6 +376,7 @@ class BatchFeaturizerMixin:
     """
 
     _cache_namespace = "featuriser"
+    _cache_components: tuple[str, ...] = ()
     _max_atoms: int | None = None
 
     # matminer's BaseFeaturizer.n_jobs is a read-only property; keep ours a parameter.
@@ -407,6 +410,7 @@ class BatchFeaturizerMixin:
             cache_dir=self.cache_dir,
             namespace=self._cache_namespace,
             params=self._cache_params(),
+            components=self._cache_components,
             max_atoms=self._max_atoms,
             progress=self.progress if progress is None else progress,
             desc=type(self).__name__,
@@ -442,6 +446,7 @@ class BatchFeaturizerMixin:
             cache_dir=self.cache_dir,
             namespace=self._cache_namespace,
             params=self._cache_params(),
+            components=self._cache_components,
             max_atoms=self._max_atoms,
         )
         if batch.errors:

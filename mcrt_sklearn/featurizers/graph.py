@@ -34,7 +34,7 @@ _RUN_PARAMS = ("n_jobs", "cache_dir", "ignore_errors", "return_errors", "progres
 _IMAGE_PARAMS = {"pixels": "image_pixels", "spread": "image_spread", "box": "image_box",
                  "mode": "image_mode", "supercell": "supercell"}
 #: Bump when the record layout or an algorithm changes (part of the cache key).
-_FORMAT = "mcrt-input-v2"  # v2: alpha-value ties decided exactly (persistence)
+_NAMESPACE = "mcrt-input"
 
 
 class MCRTFeaturizer(BatchFeaturizerMixin, BaseFeaturizer, TransformerMixin):
@@ -103,13 +103,14 @@ class MCRTFeaturizer(BatchFeaturizerMixin, BaseFeaturizer, TransformerMixin):
 
     _max_atoms = MAX_ATOMS
 
-    @property
-    def _cache_namespace(self) -> str:
-        # fast images change with the fast mode's version; exact ones do not
-        from mcrt_sklearn.featurizers.persistence import image_version
+    _cache_namespace = _NAMESPACE
 
-        version = image_version(self.image_mode) if self.images else None
-        return _FORMAT if version is None else f"{_FORMAT}+fast-v{version}"
+    @property
+    def _cache_components(self) -> tuple[str, ...]:
+        # the images' algorithms count only when the records hold images
+        from mcrt_sklearn.featurizers.persistence import image_components
+
+        return ("mcrt-records", *(image_components(self.image_mode) if self.images else ()))
 
     def __init__(
         self,

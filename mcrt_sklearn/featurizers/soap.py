@@ -45,6 +45,7 @@ from pymatgen.core import Element
 
 from mcrt_sklearn.errors import StructureError
 from mcrt_sklearn.structures import read_structure, structure_id
+from mcrt_sklearn.versions import versions
 
 __all__ = ["ORGANIC_SPECIES", "SOAPFeaturizer", "UnseenSpeciesError"]
 
@@ -93,8 +94,10 @@ def _soap_descriptor(species, r_cut, n_max, l_max, sigma, average, rbf):
     return soap
 
 
-def _averaged_soap(cell, positions, numbers, species, r_cut, n_max, l_max, sigma, average, rbf):
-    """Averaged SOAP of a cell given as arrays (cheap to hash for a joblib cache)."""
+def _averaged_soap(cell, positions, numbers, species, r_cut, n_max, l_max, sigma, average, rbf,
+                   versions=None):
+    """Averaged SOAP of a cell given as arrays (cheap to hash for a joblib cache);
+    ``versions`` (unused here) puts the registered SOAP version into the cache key."""
     from ase import Atoms
 
     atoms = Atoms(numbers=numbers, positions=positions, cell=cell, pbc=True)
@@ -254,7 +257,7 @@ class SOAPFeaturizer(BaseFeaturizer):
             np.asarray(s.cart_coords, dtype=np.float64),
             np.asarray(s.atomic_numbers, dtype=np.int64),
             tuple(self.species_), float(self.r_cut), int(self.n_max), int(self.l_max),
-            float(self.sigma), self.average, self.rbf,
+            float(self.sigma), self.average, self.rbf, versions("soap"),
         )
 
     def transform(self, X: Iterable[Any]) -> np.ndarray:

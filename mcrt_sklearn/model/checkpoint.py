@@ -25,11 +25,13 @@ import torch
 
 from mcrt_sklearn.errors import CheckpointError
 from mcrt_sklearn.model.mcrt import KNOWN_TASKS, MCRT, MCRTConfig
+from mcrt_sklearn.versions import git_revision, version
 
 __all__ = ["load_checkpoint", "save_checkpoint", "config_from_state_dict", "FORMAT_NAME"]
 
 FORMAT_NAME = "mcrt_sklearn"
-FORMAT_VERSION = 1
+#: ``versions.VERSIONS["checkpoint"]``
+FORMAT_VERSION = version("checkpoint")
 
 
 def _torch_load(path, map_location, trusted: bool):
@@ -286,7 +288,8 @@ def load_checkpoint(path, map_location="cpu", trusted: bool = False,
 
 
 def save_checkpoint(model: MCRT, path, extra: Mapping[str, Any] | None = None) -> Path:
-    """Save ``model`` as weights + config + library version (loadable with weights_only).
+    """Save ``model`` as weights + config + library version and git revision (loadable
+    with weights_only).
 
     ``extra`` adds plain values (str/int/float/bool/None, lists and dicts of them) under
     their own keys, e.g. an estimator's parameters; :func:`load_checkpoint` ignores them.
@@ -299,6 +302,7 @@ def save_checkpoint(model: MCRT, path, extra: Mapping[str, Any] | None = None) -
         "format": FORMAT_NAME,
         "format_version": FORMAT_VERSION,
         "library_version": __version__,
+        "git_revision": git_revision(),
         "config": model.config.to_dict(),
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
     }

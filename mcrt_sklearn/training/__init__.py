@@ -15,11 +15,13 @@ from mcrt_sklearn.training.optim import (
 )
 from mcrt_sklearn.training.replay import replay_reference
 from mcrt_sklearn.training.step import OptimizerStep, StepLog
+from mcrt_sklearn.versions import version
 
-#: Version of the training recipe (fold and cache keys of trained models include it):
-#: 1 = torch-default AdamW over one group, no clipping, one batch per step, rounded
-#: warm-up, last epoch, recomputed BatchNorm statistics; 2 = the reference recipe.
-RECIPE_VERSION = 2
+#: Version of the training recipe, ``versions.VERSIONS["training-recipe"]`` (fold and
+#: cache keys of trained models include it): 1 = torch-default AdamW over one group, no
+#: clipping, one batch per step, rounded warm-up, last epoch, recomputed BatchNorm
+#: statistics; 2 = the reference recipe.
+RECIPE_VERSION = version("training-recipe")
 
 __all__ = [
     "RECIPE_VERSION",
