@@ -60,6 +60,9 @@ __all__ = [
     "run_few_shot",
     "few_shot_splits",
     "summarize",
+    "fold_key",
+    "model_components",
+    "predict_with_domain_check",
     "markdown_table",
     "benchmark_main",
     "demo_main",
@@ -705,6 +708,22 @@ class _ModelFactory:
         raise ValueError(f"unknown model {name!r}; choose from {MODELS}")
 
 
+def predict_with_domain_check(est, X) -> tuple[np.ndarray, list[str]]:
+    """``est.predict(X)`` as a float vector, with the messages of the
+    :class:`~mcrt_sklearn.domain.UnseenElementWarning` it raised (test structures that
+    hold elements the fit never saw)."""
+    from mcrt_sklearn.domain import UnseenElementWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UnseenElementWarning)
+        pred = np.asarray(est.predict(X), dtype=float).reshape(-1)
+    notes = [str(w.message) for w in caught if issubclass(w.category, UnseenElementWarning)]
+    for w in caught:  # let every other warning through as it would have gone
+        if not issubclass(w.category, UnseenElementWarning):
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return pred, notes
+
+
 def _estimator_params(est) -> dict:
     """Plain-valued parameters of a fitted estimator (and the chosen grid point)."""
     out = {"class": type(est).__name__}
@@ -877,8 +896,10 @@ def run_benchmark(
             for text in fit_warnings:
                 log(f"[{model}] fold {f + 1}/{len(folds)}: warning: {text}")
             t2 = time.perf_counter()
-            pred = np.asarray(est.predict(X_te), dtype=float).reshape(-1)
+            pred, domain_warnings = predict_with_domain_check(est, X_te)
             t_pred = time.perf_counter() - t2
+            for text in domain_warnings:
+                log(f"[{model}] fold {f + 1}/{len(folds)}: warning: {text}")
             metrics = regression_metrics(y[te], pred, k, lower)
             result = {"format": _RESULT_FORMAT, "key": key, "dataset": name, "target": target,
                       "transform": transform, "model": model, "fold": f, "metrics": metrics,
@@ -890,6 +911,8 @@ def run_benchmark(
                       "y_pred": pred.tolist()}
             if fit_warnings:
                 result["fit_warnings"] = fit_warnings
+            if domain_warnings:
+                result["domain_warnings"] = domain_warnings
             _write_json(path, result)
             per_model[model].append(result)
             fitted.append((model, f))
@@ -986,6 +1009,9 @@ def summarize(per_model: dict[str, list[dict]]) -> dict:
         warned = [int(f["fold"]) for f in folds if f.get("fit_warnings")]
         if warned:
             entry["warned_folds"] = warned
+        unseen = [int(f["fold"]) for f in folds if f.get("domain_warnings")]
+        if unseen:
+            entry["unseen_element_folds"] = unseen
         out[model] = entry
     return out
 
@@ -1085,6 +1111,13 @@ def markdown_table(results: dict) -> str:
                   "in these fold files): " + "; ".join(
                       f"{m} ({', '.join(f'fold{i}' for i in f)})"
                       for m, f in warned.items()) + "."]
+    unseen = {m: e["unseen_element_folds"] for m, e in summary.items()
+              if e.get("unseen_element_folds")}
+    if unseen:
+        lines += ["", "Folds whose test structures hold elements unseen in fit (their "
+                  "predictions are extrapolations; `domain_warnings` in these fold files): "
+                  + "; ".join(f"{m} ({', '.join(f'fold{i}' for i in f)})"
+                              for m, f in unseen.items()) + "."]
     return "\n".join(lines)
 
 
@@ -1249,13 +1282,15 @@ def run_few_shot(
                     train = np.concatenate([sp["base"], shot_idx])
                     est.fit([X[i] for i in train], y[train])
                 t_fit = time.perf_counter() - t1
-                pred = np.asarray(est.predict([X[i] for i in te]), dtype=float).reshape(-1)
+                pred, domain_warnings = predict_with_domain_check(est, [X[i] for i in te])
                 metrics = regression_metrics(y[te], pred, k, lower)
                 row = {"format": _RESULT_FORMAT, "key": key, "model": model, "group": str(g),
                        "provenance": provenance(model_components(model, s)),
                        "n_shots": n, "metrics": metrics, "n_base": len(sp["base"]),
                        "n_test": len(te), "fit_seconds": t_fit, "test_ids": [ids[i] for i in te],
                        "y_true": y[te].tolist(), "y_pred": pred.tolist()}
+                if domain_warnings:
+                    row["domain_warnings"] = domain_warnings
                 _write_json(path, row)
                 rows.append(row)
                 fitted.append((model, str(g), n))

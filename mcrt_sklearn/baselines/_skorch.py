@@ -20,6 +20,7 @@ from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils.validation import check_is_fitted
 from skorch import NeuralNet
 
+from mcrt_sklearn.domain import check_elements, fitted_elements
 from mcrt_sklearn.schedules import WarmupLinearDecay
 
 logger = logging.getLogger(__name__)
@@ -94,6 +95,10 @@ class GraphRegressorBase(RegressorMixin, BaseEstimator):
     Subclasses implement ``_records(X)``, ``_collate_fn()`` and ``_make_module()``
     and may override ``_prepare_module(module)`` (e.g. to load pre-trained weights).
     Every subclass ``__init__`` stores its arguments verbatim and nothing else.
+
+    ``fit`` stores ``elements_seen_`` (the training structures' elements); ``predict``
+    warns with :class:`~mcrt_sklearn.domain.UnseenElementWarning` for structures that
+    hold others.
     """
 
     # ------------------------------------------------------------ to implement
@@ -182,6 +187,7 @@ class GraphRegressorBase(RegressorMixin, BaseEstimator):
         records = self._records(X)
         if len(records) != len(y):
             raise ValueError(f"{len(records)} structures but {len(y)} targets")
+        self.elements_seen_ = fitted_elements(records)
         self.y_mean_ = float(y.mean())
         std = float(y.std())
         self.y_std_ = std if std > 0 else 1.0
@@ -203,7 +209,9 @@ class GraphRegressorBase(RegressorMixin, BaseEstimator):
     def predict(self, X) -> np.ndarray:
         """Predictions in the units of the training targets."""
         check_is_fitted(self, "net_")
-        return self._predict_scaled(self._records(X)) * self.y_std_ + self.y_mean_
+        records = self._records(X)
+        check_elements(self, records)
+        return self._predict_scaled(records) * self.y_std_ + self.y_mean_
 
     @property
     def module_(self) -> torch.nn.Module:
@@ -223,6 +231,7 @@ class GraphRegressorBase(RegressorMixin, BaseEstimator):
                 "state_dict": self.net_.module_.state_dict(),
                 "y_mean": self.y_mean_,
                 "y_std": self.y_std_,
+                "elements_seen": list(self.elements_seen_ or ()),
                 "extra": self._save_extra(),
             },
             path,
@@ -243,6 +252,8 @@ class GraphRegressorBase(RegressorMixin, BaseEstimator):
         est = cls(**{**blob["params"], **overrides})
         est._load_extra(blob.get("extra", {}))
         est.y_mean_, est.y_std_ = float(blob["y_mean"]), float(blob["y_std"])
+        seen = blob.get("elements_seen")  # absent from files saved before it was kept
+        est.elements_seen_ = None if seen is None else tuple(seen)
         module = est._make_module()
         module.load_state_dict(blob["state_dict"], strict=True)
         net = est._make_net(module, 1)

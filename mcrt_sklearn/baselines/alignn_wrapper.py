@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from functools import partial
 
+import numpy as np
 import torch
 from pymatgen.core import Structure
 from torch import nn
@@ -41,8 +42,10 @@ def _require_alignn():
 class ALIGNNGraph:
     """alignn's (graph, line graph) pair of one crystal, with its id."""
 
-    def __init__(self, sid: str, g, lg, cutoff: float, max_neighbors: int, atom_features: str):
+    def __init__(self, sid: str, g, lg, cutoff: float, max_neighbors: int, atom_features: str,
+                 atomic_numbers=None):
         self.sid = sid
+        self.atomic_numbers = None if atomic_numbers is None else np.asarray(atomic_numbers)
         self.g = g
         self.lg = lg
         self.settings = (float(cutoff), int(max_neighbors), str(atom_features))
@@ -70,7 +73,7 @@ def build_alignn_graph(structure, cutoff: float = 8.0, max_neighbors: int = 12,
         from mcrt_sklearn.errors import StructureError
 
         raise StructureError(sid, f"no neighbours within {cutoff} Å", "check the cell (Å expected)")
-    return ALIGNNGraph(sid, g, lg, cutoff, max_neighbors, atom_features)
+    return ALIGNNGraph(sid, g, lg, cutoff, max_neighbors, atom_features, s.atomic_numbers)
 
 
 def collate_alignn(batch):

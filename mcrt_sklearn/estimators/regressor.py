@@ -24,6 +24,7 @@ from sklearn.preprocessing import LabelEncoder
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
+from mcrt_sklearn.domain import check_elements, fitted_elements
 from mcrt_sklearn.errors import CheckpointError
 from mcrt_sklearn.estimators._net import (
     AcceleratedMCRTNet,
@@ -193,6 +194,7 @@ class _MCRTFineTuner(BaseEstimator):
         self
         """
         X = check_records(X, type(self).__name__)
+        self.elements_seen_ = fitted_elements(X)
         y_enc = self._encode_targets(y)
         if len(y_enc) != len(X):
             raise ValueError(f"got {len(X)} records and {len(y_enc)} targets")
@@ -216,6 +218,7 @@ class _MCRTFineTuner(BaseEstimator):
     def _raw_predict(self, X) -> np.ndarray:
         check_is_fitted(self, "net_")
         X = check_records(X, type(self).__name__)
+        check_elements(self, X)
         with torch.no_grad():
             out = self.net_.forward(X, training=False)
         return out.detach().cpu().numpy()
@@ -244,7 +247,8 @@ class _MCRTFineTuner(BaseEstimator):
         params = {k: v for k, v in self.get_params().items() if _plain(v)}
         params["checkpoint"] = None
         extra = {"estimator": {"class": type(self).__name__, "params": params,
-                               "fitted": self._fitted_state()}}
+                               "fitted": self._fitted_state(),
+                               "elements_seen": list(self.elements_seen_)}}
         return save_checkpoint(self.network_, path, extra=extra)
 
     @classmethod
@@ -268,6 +272,8 @@ class _MCRTFineTuner(BaseEstimator):
         est.config_ = network.config.to_dict()
         est.history_ = est.net_.history
         est._set_fitted_state(meta["fitted"])
+        seen = meta.get("elements_seen")  # absent from files saved before it was kept
+        est.elements_seen_ = None if seen is None else tuple(seen)
         return est
 
 
@@ -362,9 +368,13 @@ class MCRTRegressor(RegressorMixin, _MCRTFineTuner):
     best_epoch_ : int
         The epoch whose weights the estimator holds (the best validation MAE with a
         validation split, else the last).
+    elements_seen_ : tuple of str
+        The elements of the training records (sorted by atomic number).
 
     Warns
     -----
+    mcrt_sklearn.domain.UnseenElementWarning
+        In ``predict`` when a record holds an element outside ``elements_seen_``.
     sklearn.exceptions.ConvergenceWarning
         When the training loss (MSE of the standardised targets) of the epoch kept is
         0.9 or more: the network does no better on its own training data than the training
@@ -442,6 +452,9 @@ class MCRTClassifier(ClassifierMixin, _MCRTFineTuner):
     ----------
     classes_ : ndarray
         The class labels.
+    elements_seen_ : tuple of str
+        The elements of the training records; ``predict`` and ``predict_proba`` warn
+        (:class:`~mcrt_sklearn.domain.UnseenElementWarning`) for records with others.
     """
 
     _task = "classification"

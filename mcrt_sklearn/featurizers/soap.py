@@ -43,6 +43,7 @@ import numpy as np
 from matminer.featurizers.base import BaseFeaturizer
 from pymatgen.core import Element
 
+from mcrt_sklearn.domain import element_symbols, fitted_elements, warn_unseen
 from mcrt_sklearn.errors import StructureError
 from mcrt_sklearn.structures import read_structure, structure_id
 from mcrt_sklearn.versions import versions
@@ -207,26 +208,43 @@ class SOAPFeaturizer(BaseFeaturizer):
         return read_structure(x, sid)
 
     def fit(self, X: Iterable[Any], y: Any = None) -> SOAPFeaturizer:
-        """Fix the species list; X is not read (it may be empty).
+        """Fix the species list and note the elements of X (X may be empty).
 
         Parameters
         ----------
         X : list of Structure or path
-            Ignored: the species list is ``species`` or :data:`ORGANIC_SPECIES`,
-            never the elements of X (see the module docstring).
+            The training structures. They do not set the species list (that is
+            ``species`` or :data:`ORGANIC_SPECIES`, never the elements of X, see the
+            module docstring); their elements become ``elements_seen_``, and
+            ``transform`` warns about structures with others. ``fit([])`` leaves
+            ``elements_seen_`` None (nothing to compare with).
         y : ignored
 
         Returns
         -------
         SOAPFeaturizer
-            self, with ``species_`` and ``n_features_`` set.
+            self, with ``species_``, ``n_features_`` and ``elements_seen_`` set.
         """
+        self._set_species()
+        X = list(X)
+        self.elements_seen_ = fitted_elements(X) if X else None
+        return self
+
+    def fit_transform(self, X: Iterable[Any], y: Any = None, **fit_params) -> np.ndarray:
+        """``fit(X).transform(X)`` reading each structure once."""
+        self._set_species()
+        self.elements_seen_ = None
+        rows, elements = self._rows(list(X))
+        self.elements_seen_ = (element_symbols(z for _, els in elements for z in els)
+                               if elements else None)
+        return rows
+
+    def _set_species(self) -> None:
         species = _to_z(ORGANIC_SPECIES if self.species is None else self.species)
         if not species:
             raise ValueError("SOAPFeaturizer.fit: species=[] lists no element")
         self.species_ = species
         self.n_features_ = int(self._descriptor().get_number_of_features())
-        return self
 
     def _check_fitted(self):
         if not hasattr(self, "species_"):
@@ -240,9 +258,10 @@ class SOAPFeaturizer(BaseFeaturizer):
     # -------------------------------------------------------------- featurising
     def featurize(self, structure: Any) -> list[float]:
         """Averaged SOAP vector of one structure (Structure or CIF path)."""
-        return self._featurize_one(structure).tolist()
+        return self._featurize_one(structure)[2].tolist()
 
-    def _featurize_one(self, structure, index=None) -> np.ndarray:
+    def _featurize_one(self, structure, index=None) -> tuple[str, tuple[int, ...], np.ndarray]:
+        """(id, atomic numbers present, SOAP vector) of one structure."""
         self._check_fitted()
         sid, s = self._read(structure, index)
         unseen = sorted({int(z) for z in s.atomic_numbers} - set(self.species_))
@@ -252,21 +271,29 @@ class SOAPFeaturizer(BaseFeaturizer):
             raise UnseenSpeciesError(
                 sid, f"contains element(s) {names} not in the SOAP species list [{known}]"
             )
-        return self._compute()(
+        row = self._compute()(
             np.asarray(s.lattice.matrix, dtype=np.float64),
             np.asarray(s.cart_coords, dtype=np.float64),
             np.asarray(s.atomic_numbers, dtype=np.int64),
             tuple(self.species_), float(self.r_cut), int(self.n_max), int(self.l_max),
             float(self.sigma), self.average, self.rbf, versions("soap"),
         )
+        return sid, tuple(sorted(set(s.atomic_numbers))), row
 
     def transform(self, X: Iterable[Any]) -> np.ndarray:
         """Featurise a list of Structures / CIF paths → array (n, n_features_).
 
         Unlike matminer's default ``transform`` errors are raised, not turned into NaN.
+        A structure with an element that was not in the ``fit`` data gets its vector
+        and an :class:`~mcrt_sklearn.domain.UnseenElementWarning` (its channels for
+        that element were all zero in training).
         """
         self._check_fitted()
-        X = list(X)
+        rows, elements = self._rows(list(X))
+        warn_unseen(self, [(sid, element_symbols(zs)) for sid, zs in elements])
+        return rows
+
+    def _rows(self, X: list) -> tuple[np.ndarray, list[tuple[str, tuple[int, ...]]]]:
         n_jobs = self.n_jobs or 1
         if n_jobs != 1 and len(X) > 1:
             from joblib import Parallel, delayed
@@ -282,8 +309,8 @@ class SOAPFeaturizer(BaseFeaturizer):
                 it = tqdm(it, total=len(X), desc="SOAP")
             rows = [self._featurize_one(x, i) for i, x in it]
         if not rows:
-            return np.zeros((0, self.n_features_))
-        return np.vstack(rows)
+            return np.zeros((0, self.n_features_)), []
+        return np.vstack([r[2] for r in rows]), [(r[0], r[1]) for r in rows]
 
     # ---------------------------------------------------------------- metadata
     def feature_labels(self) -> list[str]:
