@@ -427,9 +427,12 @@ def test_bad_settings_raise_in_featurize_many_and_dataframe(params, name):
 
 def test_featurizer_cache(tmp_path, monkeypatch):
     # count the images actually computed: a cache hit computes none
+    # (patched where the featurizer looks it up: the module that defines it)
+    from mcrt_sklearn.featurizers.persistence import featurizer as pi_featurizer
+
     calls = []
     compute = pi.compute_persistence_image
-    monkeypatch.setattr(pi, "compute_persistence_image",
+    monkeypatch.setattr(pi_featurizer, "compute_persistence_image",
                         lambda *a, **k: calls.append(1) or compute(*a, **k))
     feat = PersistenceImageFeaturizer(pixels=5, box=30.0, memory=str(tmp_path))
     s = _structure("5A_CSP_5")
