@@ -338,27 +338,6 @@ def test_fast_mode_calibration_scales_only_the_totals():
     np.testing.assert_allclose(whole, exact, rtol=1e-6, atol=1e-12)
 
 
-def test_fast_images_have_their_own_cache_keys(tmp_path):
-    """Cached fast images are not reused once the fast mode changes; exact ones are."""
-    from mcrt_sklearn.benchmark import _featurizer_spec
-    from mcrt_sklearn.featurizers.graph import MCRTFeaturizer
-
-    exact = MCRTFeaturizer(image_mode="exact")._cache_namespace
-    fast = MCRTFeaturizer(image_mode="fast")._cache_namespace
-    assert fast != exact and fast.endswith(f"fast-v{pi.FAST_MODE_VERSION}")
-    assert MCRTFeaturizer(images=False, image_mode="fast")._cache_namespace == exact
-    spec = _featurizer_spec({"featurizer": {"image_mode": "fast", "n_jobs": 2}})
-    assert spec == {"image_mode": "fast", "fast_images": pi.FAST_MODE_VERSION}
-    assert "fast_images" not in _featurizer_spec({"featurizer": {"image_mode": "exact"}})
-    # MCRTi ignores the images: its fold key must not change with the fast mode
-    from mcrt_sklearn.benchmark import _model_spec, default_settings
-
-    settings = default_settings(fast=True)
-    assert "fast_images" in _model_spec("MCRT", settings)["featurizer"]
-    assert "fast_images" in _model_spec("MCRTp", settings)["featurizer"]
-    assert "fast_images" not in _model_spec("MCRTi", settings)["featurizer"]
-
-
 # --------------------------------------------------------------------------- featurizer
 def test_featurizer_output_labels_and_clone():
     from sklearn.base import clone
