@@ -10,9 +10,9 @@ import warnings
 import numpy as np
 import pytest
 from pymatgen.core import Lattice, Structure
+from synthetic_records import random_records
 
 from mcrt_sklearn.domain import UnseenElementWarning, check_elements, fitted_elements
-from synthetic_records import random_records
 
 SMALL = dict(hid_dim=16, num_blocks=1, num_heads=2, alignn_hidden_dim=8, alignn_num_conv=1,
              use_images=False, max_epochs=1, batch_size=4, accumulate=1,
