@@ -188,6 +188,39 @@ class FeaturizationError(MCRTError, RuntimeError):
         return (_restore, (type(self), self.args, state))
 
 
+class StructureBatchError(FeaturizationError, StructureError):
+    """A batch failed, and every failure is a bad structure (a :class:`StructureError`).
+
+    It is both a :class:`FeaturizationError` (``failures`` lists every structure and its
+    typed error) and a :class:`StructureError` (``structure_id`` and ``reason`` are those
+    of the first failure), so ``except StructureError`` catches bad input whether it
+    came in one structure or in a batch.
+    """
+
+    def __init__(self, failures: Iterable[tuple[str, BaseException]] | str):
+        FeaturizationError.__init__(self, failures)
+        if self.failures:
+            sid, err = self.failures[0]
+            self.structure_id = sid
+            self.reason = getattr(err, "reason", str(err))
+        else:  # rebuilt from its message: the first listed failure's "structure '<id>': …"
+            self.structure_id, self.reason = "", str(self)
+            for line in str(self).splitlines():
+                match = _MESSAGE_ID.search(line)
+                if match:
+                    self.structure_id, self.reason = _split_message(line[match.start():])
+                    break
+        self.hint = ""
+
+
+def batch_error(failures: list[tuple[str, BaseException]]) -> FeaturizationError:
+    """The error a failed batch raises: :class:`StructureBatchError` when every failure
+    is a :class:`StructureError`, else :class:`FeaturizationError`."""
+    if failures and all(isinstance(err, StructureError) for _, err in failures):
+        return StructureBatchError(failures)
+    return FeaturizationError(failures)
+
+
 def _picklable(err: BaseException) -> BaseException:
     """``err``, or a RuntimeError with its type and message when it does not pickle."""
     try:

@@ -24,6 +24,8 @@ torch.set_num_threads(1)
 from sklearn.base import clone  # noqa: E402
 from sklearn.model_selection import GridSearchCV, KFold, cross_val_score  # noqa: E402
 
+from mcrt_sklearn.errors import StructureError  # noqa: E402
+
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 AZA = DATA / "azaphenacenes"
 CT = DATA / "crystal_twins"
@@ -152,18 +154,19 @@ def test_soap_transform_paths_pickle_clone(aza, tmp_path, monkeypatch):
     calls = []
     create = SOAP.create
     monkeypatch.setattr(SOAP, "create", lambda self, *a, **k: calls.append(1) or create(self, *a, **k))
-    cached = SOAPFeaturizer(cache=str(tmp_path)).fit(paths)
+    cached = SOAPFeaturizer(cache_dir=str(tmp_path)).fit(paths)
     np.testing.assert_allclose(cached.transform(paths), X)
     assert len(calls) == 3
     assert any(tmp_path.rglob("output.pkl")), "nothing was written to the SOAP cache"
     np.testing.assert_allclose(cached.transform(paths), X)
     assert len(calls) == 3, "the second transform recomputed instead of reading the cache"
+    assert cached.cache_hits_ == 3
     # content-addressed: another featuriser (and Structures instead of paths) hits too
-    again = SOAPFeaturizer(cache=str(tmp_path)).fit([]).transform([aza[0][0], aza[0][1]])
+    again = SOAPFeaturizer(cache_dir=str(tmp_path)).fit([]).transform([aza[0][0], aza[0][1]])
     np.testing.assert_allclose(again, X[:2])
     assert len(calls) == 3
     # … but other settings are another entry
-    SOAPFeaturizer(cache=str(tmp_path), sigma=0.5).fit([]).transform(paths[:1])
+    SOAPFeaturizer(cache_dir=str(tmp_path), sigma=0.5).fit([]).transform(paths[:1])
     assert len(calls) == 4
 
 
@@ -178,7 +181,14 @@ def test_soap_unseen_species_and_not_fitted(aza):
         SOAPFeaturizer().transform([s])
     f = SOAPFeaturizer(species=["C", "H"]).fit([])
     with pytest.raises(UnseenSpeciesError, match=r"element\(s\) N not in the SOAP species list"):
-        f.transform([s])
+        f.featurize(s)
+    with pytest.raises(StructureError, match=r"element\(s\) N not in the SOAP species list") as err:
+        f.transform([s])  # a batch: every bad structure named, each with its typed error
+    assert isinstance(err.value.failures[0][1], UnseenSpeciesError)
+    # skip-and-report instead of raising
+    skipping = SOAPFeaturizer(species=["C", "H"], ignore_errors=True).fit([])
+    assert skipping.transform([s]).shape == (0, skipping.n_features_)
+    assert skipping.failed_indices_ == [0]
 
 
 @pytest.fixture(scope="module")
@@ -253,9 +263,10 @@ def test_soap_element_outside_the_list_is_refused_by_name(mixed):
     odd.replace(0, "Na")
     odd.properties["id"] = "urea_with_sodium"
     f = SOAPFeaturizer(**SOAP_SMALL).fit(X)
-    with pytest.raises(UnseenSpeciesError, match=r"'urea_with_sodium'.*element\(s\) Na ") as err:
+    with pytest.raises(StructureError, match=r"'urea_with_sodium'.*element\(s\) Na ") as err:
         f.transform([X[0], odd])
     assert err.value.structure_id == "urea_with_sodium"
+    assert isinstance(err.value.failures[0][1], UnseenSpeciesError)
     assert "species=[...]" in str(err.value)
     # an explicit list that holds the element featurises it
     assert np.isfinite(SOAPFeaturizer(species=["H", "C", "N", "O", "Na"], **SOAP_SMALL)
@@ -263,7 +274,7 @@ def test_soap_element_outside_the_list_is_refused_by_name(mixed):
     # in cross-validation the refusal is the error itself (no silent NaN row)
     from mcrt_sklearn.baselines import make_rf_soap
 
-    with pytest.raises(UnseenSpeciesError, match="urea_with_sodium"):
+    with pytest.raises(StructureError, match="urea_with_sodium"):
         cross_val_score(make_rf_soap(n_estimators=2, **SOAP_SMALL), X[:3] + [odd], y[:4],
                         cv=KFold(2), error_score="raise")
 

@@ -31,6 +31,9 @@ class _TwoArgumentError(Exception):
 
 def _example(cls: type) -> BaseException:
     """An instance built with the class's full constructor."""
+    if cls is errors.StructureBatchError:  # a batch of bad structures
+        return cls([("5A_CSP_1", errors.TooManyAtomsError("5A_CSP_1", "2000 atoms in the cell")),
+                    ("BENZEN", errors.NoBondsError("BENZEN", "no bonds"))])
     if issubclass(cls, errors.StructureError):
         return cls("5A_CSP_1", "2000 atoms in the cell")
     if issubclass(cls, errors.FeaturizationError):

@@ -351,7 +351,10 @@ def test_featurizer_output_labels_and_clone():
         "supercell": "reference",
         "mode": "exact",
         "n_jobs": 1,
-        "memory": None,
+        "cache_dir": None,
+        "ignore_errors": False,
+        "return_errors": False,
+        "progress": False,
     }
     twin = clone(feat)
     assert twin.get_params() == params and twin is not feat
@@ -379,6 +382,17 @@ def test_featurizer_errors():
     feat = PersistenceImageFeaturizer(pixels=4, box=30.0)
     with pytest.raises(UnreadableStructureError):
         feat.featurize("/nonexistent/crystal.cif")
+    # in a batch: a StructureError too (naming every bad structure), or skipped
+    from mcrt_sklearn.errors import StructureBatchError, StructureError
+
+    good = _structure("5A_CSP_3") if EXAMPLES.is_dir() else None
+    with pytest.raises(StructureError, match="nonexistent") as info:
+        feat.transform(["/nonexistent/crystal.cif", "/nonexistent/other.cif"])
+    assert isinstance(info.value, StructureBatchError) and len(info.value.failures) == 2
+    if good is not None:
+        skipping = PersistenceImageFeaturizer(pixels=4, box=30.0, ignore_errors=True)
+        X = skipping.transform(["/nonexistent/crystal.cif", good])
+        assert X.shape == (1, 2 * 16 + 4) and skipping.failed_indices_ == [0]
     with pytest.raises(ValueError, match="supercell"):
         PersistenceImageFeaturizer(supercell="sphere").fit()
     with pytest.raises(ValueError, match="mode"):
@@ -413,7 +427,7 @@ def test_featurizer_cache(tmp_path, monkeypatch):
     compute = pi.compute_persistence_image
     monkeypatch.setattr(pi_featurizer, "compute_persistence_image",
                         lambda *a, **k: calls.append(1) or compute(*a, **k))
-    feat = PersistenceImageFeaturizer(pixels=5, box=30.0, memory=str(tmp_path))
+    feat = PersistenceImageFeaturizer(pixels=5, box=30.0, cache_dir=str(tmp_path))
     s = _structure("5A_CSP_5")
     a = feat.featurize(s)
     assert len(calls) == 1
@@ -421,9 +435,13 @@ def test_featurizer_cache(tmp_path, monkeypatch):
     assert feat.featurize(s) == a
     assert len(calls) == 1, "the second call recomputed instead of reading the cache"
     # another featuriser on the same folder, the crystal read again from its CIF: a hit
-    twin = PersistenceImageFeaturizer(pixels=5, box=30.0, memory=str(tmp_path))
+    twin = PersistenceImageFeaturizer(pixels=5, box=30.0, cache_dir=str(tmp_path))
     assert twin.featurize(EXAMPLES / "cifs" / "5A_CSP_5.cif") == a
     assert len(calls) == 1
     # other settings are another entry
-    b = PersistenceImageFeaturizer(pixels=4, box=30.0, memory=str(tmp_path)).featurize(s)
+    b = PersistenceImageFeaturizer(pixels=4, box=30.0, cache_dir=str(tmp_path)).featurize(s)
     assert len(calls) == 2 and len(b) == 2 * 16 + 4
+    # transform reads the same entries and counts its hits
+    X = twin.transform([s, EXAMPLES / "cifs" / "5A_CSP_5.cif"])
+    assert twin.cache_hits_ == 2 and len(calls) == 2
+    np.testing.assert_array_equal(X[0], a)

@@ -109,24 +109,15 @@ def test_persistence_and_cgcnn_caches_are_versioned(tmp_path, monkeypatch):
     from mcrt_sklearn.baselines.cgcnn import build_cgcnn_graphs
     from mcrt_sklearn.featurizers import persistence
 
-    calls = []
-    real = persistence.compute_persistence_image
-
-    def counting(structure, **kwargs):
-        calls.append(1)
-        return real(structure, **kwargs)
-
-    # patch the function the memoised wrapper calls, wherever it is looked up
-    wrapper = persistence._versioned_image
-    monkeypatch.setitem(wrapper.__globals__, "compute_persistence_image", counting)
-    feat = persistence.PersistenceImageFeaturizer(pixels=4, box=20.0, memory=str(tmp_path / "pi"))
+    feat = persistence.PersistenceImageFeaturizer(pixels=4, box=20.0,
+                                                  cache_dir=str(tmp_path / "pi"))
     s = _crystal()
-    feat.featurize(s)
-    feat.featurize(s)
-    assert len(calls) == 1
+    feat.transform([s])
+    feat.transform([s])
+    assert feat.cache_hits_ == 1
     _bumped(monkeypatch, "persistence-exact")
-    feat.featurize(s)
-    assert len(calls) == 2
+    feat.transform([s])
+    assert feat.cache_hits_ == 0
 
     import joblib
 

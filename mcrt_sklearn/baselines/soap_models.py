@@ -39,7 +39,7 @@ def _split_soap_kw(kw: dict) -> tuple[dict, dict]:
     if "soap_n_jobs" in kw:
         soap_kw["n_jobs"] = kw.pop("soap_n_jobs")
     if "soap_cache" in kw:
-        soap_kw["cache"] = kw.pop("soap_cache")
+        soap_kw["cache_dir"] = kw.pop("soap_cache")
     return soap_kw, kw
 
 

@@ -20,7 +20,10 @@ A featuriser that computes one result per crystal plugs in with
   ================================  ==================================================
   default                           raise :class:`~mcrt_sklearn.errors.FeaturizationError`
                                     listing every failed id and reason (``.failures``
-                                    holds the typed errors), chained to the first one
+                                    holds the typed errors), chained to the first one;
+                                    when every failure is a bad structure it is a
+                                    :class:`~mcrt_sklearn.errors.StructureBatchError`,
+                                    also a ``StructureError``
   ``ignore_errors=True``            drop the failed structures from the output, log a
                                     warning summary, keep ``(id, error)`` pairs in
                                     ``errors_`` (and their input positions in
@@ -47,7 +50,7 @@ from typing import Any
 import numpy as np
 from pymatgen.core import Structure
 
-from mcrt_sklearn.errors import FeaturizationError, MCRTError
+from mcrt_sklearn.errors import FeaturizationError, MCRTError, batch_error
 from mcrt_sklearn.structures import read_structure, structure_id
 from mcrt_sklearn.versions import versioned_key
 
@@ -317,7 +320,9 @@ def resolve_errors(
     Raises
     ------
     FeaturizationError
-        When some structures failed and neither flag is set.
+        When some structures failed and neither flag is set
+        (:class:`~mcrt_sklearn.errors.StructureBatchError` when all of them are bad
+        structures).
     """
     failures = [(sid, err) for _, sid, err in batch.errors]
     if return_errors:
@@ -325,7 +330,7 @@ def resolve_errors(
             _log_summary(failures, name, "returned as errors")
         return batch.results, failures
     if failures and not ignore_errors:
-        raise FeaturizationError(failures) from failures[0][1]
+        raise batch_error(failures) from failures[0][1]
     if failures:
         _log_summary(failures, name, "skipped")
     return [r for r in batch.results if r is not None]
@@ -377,6 +382,10 @@ class BatchFeaturizerMixin:
     _cache_namespace = "featuriser"
     _cache_components: tuple[str, ...] = ()
     _max_atoms: int | None = None
+    #: True when the result of a crystal is one feature vector (a 1-D array):
+    #: ``transform`` then returns an array of shape (n, n_features) (with
+    #: ``return_errors``, the list aligned with the input, None where one failed).
+    _vector_output = False
 
     # matminer's BaseFeaturizer.n_jobs is a read-only property; keep ours a parameter.
     @property
@@ -421,8 +430,9 @@ class BatchFeaturizerMixin:
         return batch
 
     def _as_row(self, result) -> list:
-        """A result as the list ``featurize`` returns (override for vector features)."""
-        return [result]
+        """A result as the list ``featurize`` returns: the vector's values for vector
+        featurisers, else ``[result]``."""
+        return np.asarray(result, dtype=float).tolist() if self._vector_output else [result]
 
     def featurize_one(self, structure_or_path, sid: str | None = None):
         """Featurise one structure; errors are raised as they are (typed, naming it).
@@ -466,9 +476,14 @@ class BatchFeaturizerMixin:
         (``ignore_errors``, ``return_errors``).
         """
         batch = self._run(X, ids=ids)
-        return resolve_errors(
+        out = resolve_errors(
             batch, self.ignore_errors, self.return_errors, name=type(self).__name__
         )
+        if not self._vector_output or self.return_errors:
+            return out
+        if not out:
+            return np.zeros((0, len(self.feature_labels())))
+        return np.vstack(out).astype(float, copy=False)
 
     def fit_transform(self, X, y=None, **fit_params):
         return self.fit(X, y, **fit_params).transform(X)
@@ -491,7 +506,7 @@ class BatchFeaturizerMixin:
         batch = self._run(items, progress=bool(pbar) and self.progress)
         failures = [(sid, err) for _, sid, err in batch.errors]
         if failures and not ignore_errors:
-            raise FeaturizationError(failures) from failures[0][1]
+            raise batch_error(failures) from failures[0][1]
         if failures:
             _log_summary(failures, type(self).__name__, "set to NaN in the dataframe")
         err_of = {i: err for i, _, err in batch.errors}

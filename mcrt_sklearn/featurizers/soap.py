@@ -45,8 +45,7 @@ from pymatgen.core import Element
 
 from mcrt_sklearn.domain import element_symbols, fitted_elements, warn_unseen
 from mcrt_sklearn.errors import StructureError
-from mcrt_sklearn.structures import read_structure, structure_id
-from mcrt_sklearn.versions import versions
+from mcrt_sklearn.featurizers.batch import BatchFeaturizerMixin, resolve_errors
 
 __all__ = ["ORGANIC_SPECIES", "SOAPFeaturizer", "UnseenSpeciesError"]
 
@@ -95,19 +94,23 @@ def _soap_descriptor(species, r_cut, n_max, l_max, sigma, average, rbf):
     return soap
 
 
-def _averaged_soap(cell, positions, numbers, species, r_cut, n_max, l_max, sigma, average, rbf,
-                   versions=None):
-    """Averaged SOAP of a cell given as arrays (cheap to hash for a joblib cache);
-    ``versions`` (unused here) puts the registered SOAP version into the cache key."""
+def _averaged_soap(structure, species, r_cut, n_max, l_max, sigma, average, rbf) -> np.ndarray:
+    """Averaged SOAP vector of one (validated) structure."""
     from ase import Atoms
 
-    atoms = Atoms(numbers=numbers, positions=positions, cell=cell, pbc=True)
+    atoms = Atoms(numbers=np.asarray(structure.atomic_numbers, dtype=np.int64),
+                  positions=np.asarray(structure.cart_coords, dtype=np.float64),
+                  cell=np.asarray(structure.lattice.matrix, dtype=np.float64), pbc=True)
     soap = _soap_descriptor(species, r_cut, n_max, l_max, sigma, average, rbf)
     return np.asarray(soap.create(atoms), dtype=np.float64).reshape(-1)
 
 
-class SOAPFeaturizer(BaseFeaturizer):
+class SOAPFeaturizer(BatchFeaturizerMixin, BaseFeaturizer):
     """Atom-averaged SOAP vector of a crystal (DScribe power spectrum).
+
+    Batches, parallelism, the on-disk cache and errors work as for every featuriser of
+    the package (:mod:`mcrt_sklearn.featurizers.batch`); ``transform`` returns an array
+    of shape (n, n_features_).
 
     Parameters
     ----------
@@ -123,20 +126,22 @@ class SOAPFeaturizer(BaseFeaturizer):
         Elements (symbols or atomic numbers) the vector is built for. None (default):
         :data:`ORGANIC_SPECIES`, the same for any training data, so that
         cross-validation folds never disagree on the vector layout (see the module
-        docstring). A structure with an element outside the list raises
+        docstring). A structure with an element outside the list fails with
         :class:`UnseenSpeciesError`.
     average : {"outer", "inner"}
         How the per-atom spectra are averaged (see module docstring).
     rbf : {"gto", "polynomial"}
         Radial basis of DScribe.
-    n_jobs : int
-        Parallel workers for DScribe (over structures).
-    pbar : bool
+    n_jobs : int or None
+        joblib workers over structures.
+    cache_dir : str, optional
+        Folder of the content-addressed cache (one entry per crystal and settings,
+        keyed also by the registered SOAP version), so that cross-validation and grid
+        searches featurise each crystal once.
+    ignore_errors, return_errors : bool
+        The batch error policy (:mod:`mcrt_sklearn.featurizers.batch`).
+    progress : bool
         Show a tqdm progress bar in ``transform``.
-    cache : joblib.Memory or str, optional
-        On-disk, content-addressed cache of the vectors (one entry per cell and
-        settings; keyed on the cell, positions and species, not on object identity),
-        so that cross-validation and grid searches featurise each crystal once.
 
     Attributes
     ----------
@@ -144,6 +149,9 @@ class SOAPFeaturizer(BaseFeaturizer):
         Atomic numbers of the species the features are built for (sorted).
     n_features_ : int
         Length of the feature vector.
+    elements_seen_ : tuple of str or None
+        Elements of the ``fit`` structures (None after ``fit([])``); ``transform``
+        warns with :class:`~mcrt_sklearn.domain.UnseenElementWarning` for others.
 
     Examples
     --------
@@ -151,6 +159,10 @@ class SOAPFeaturizer(BaseFeaturizer):
     >>> X = f.transform(structures)                   # (n, n_features_) array
     >>> SOAPFeaturizer(species=["H", "C", "N"]).fit([])  # a shorter vector  # doctest: +SKIP
     """
+
+    _cache_namespace = "soap"
+    _cache_components = ("soap",)
+    _vector_output = True
 
     def __init__(
         self,
@@ -161,9 +173,11 @@ class SOAPFeaturizer(BaseFeaturizer):
         species=None,
         average: str = "outer",
         rbf: str = "gto",
-        n_jobs: int = 1,
-        pbar: bool = False,
-        cache=None,
+        n_jobs: int | None = 1,
+        cache_dir=None,
+        ignore_errors: bool = False,
+        return_errors: bool = False,
+        progress: bool = False,
     ):
         self.r_cut = r_cut
         self.n_max = n_max
@@ -173,39 +187,52 @@ class SOAPFeaturizer(BaseFeaturizer):
         self.average = average
         self.rbf = rbf
         self.n_jobs = n_jobs
-        self.pbar = pbar
-        self.cache = cache
+        self.cache_dir = cache_dir
+        self.ignore_errors = ignore_errors
+        self.return_errors = return_errors
+        self.progress = progress
 
-    # matminer's BaseFeaturizer keeps n_jobs as a property backed by _n_jobs; we
-    # keep it as a plain constructor parameter so that sklearn's clone works.
-    @property
-    def n_jobs(self):  # type: ignore[override]
-        return self._n_jobs
+    # ------------------------------------------------------------------ batch hooks
+    def _check_params(self) -> None:
+        """Bad settings raise ``ValueError``; an unfitted featuriser raises sklearn's
+        ``NotFittedError`` (a ValueError), before any structure is read."""
+        if self.average not in ("outer", "inner"):
+            raise ValueError(f"average must be 'outer' or 'inner', got {self.average!r}")
+        if self.rbf not in ("gto", "polynomial"):
+            raise ValueError(f"rbf must be 'gto' or 'polynomial', got {self.rbf!r}")
+        if not self.r_cut > 0 or not self.sigma > 0:
+            raise ValueError(f"r_cut and sigma must be > 0, got {self.r_cut!r}, {self.sigma!r}")
+        if int(self.n_max) < 1 or int(self.l_max) < 0:
+            raise ValueError(f"n_max must be ≥ 1 and l_max ≥ 0, got {self.n_max!r}, "
+                             f"{self.l_max!r}")
+        self._check_fitted()
 
-    @n_jobs.setter
-    def n_jobs(self, value):
-        self._n_jobs = value
+    def _cache_params(self) -> dict[str, Any]:
+        return dict(species=list(self.species_), r_cut=float(self.r_cut),
+                    n_max=int(self.n_max), l_max=int(self.l_max), sigma=float(self.sigma),
+                    average=self.average, rbf=self.rbf)
 
-    def set_n_jobs(self, n_jobs: int) -> None:
-        self._n_jobs = n_jobs
+    def _compute(self, structure, sid: str) -> tuple[np.ndarray, tuple[int, ...]]:
+        """(SOAP vector, atomic numbers present) of one validated structure."""
+        present = tuple(sorted({int(z) for z in structure.atomic_numbers}))
+        unseen = [z for z in present if z not in set(self.species_)]
+        if unseen:
+            names = ", ".join(Element.from_Z(z).symbol for z in unseen)
+            known = ", ".join(Element.from_Z(z).symbol for z in self.species_)
+            raise UnseenSpeciesError(
+                sid, f"contains element(s) {names} not in the SOAP species list [{known}]"
+            )
+        return _averaged_soap(structure, tuple(self.species_), float(self.r_cut),
+                              int(self.n_max), int(self.l_max), float(self.sigma),
+                              self.average, self.rbf), present
+
+    def _as_row(self, result) -> list:
+        return np.asarray(result[0], dtype=float).tolist()
 
     # ------------------------------------------------------------------ fitting
     def _descriptor(self):
         return _soap_descriptor(self.species_, self.r_cut, self.n_max, self.l_max,
                                 self.sigma, self.average, self.rbf)
-
-    def _compute(self):
-        if self.cache is None:
-            return _averaged_soap
-        from joblib import Memory
-
-        memory = self.cache if isinstance(self.cache, Memory) else Memory(str(self.cache), verbose=0)
-        return memory.cache(_averaged_soap)
-
-    @staticmethod
-    def _read(x, i=None):
-        sid = None if i is None else structure_id(x, i)
-        return read_structure(x, sid)
 
     def fit(self, X: Iterable[Any], y: Any = None) -> SOAPFeaturizer:
         """Fix the species list and note the elements of X (X may be empty).
@@ -231,13 +258,15 @@ class SOAPFeaturizer(BaseFeaturizer):
         return self
 
     def fit_transform(self, X: Iterable[Any], y: Any = None, **fit_params) -> np.ndarray:
-        """``fit(X).transform(X)`` reading each structure once."""
+        """``fit(X).transform(X)``, reading and featurising each structure once."""
         self._set_species()
         self.elements_seen_ = None
-        rows, elements = self._rows(list(X))
-        self.elements_seen_ = (element_symbols(z for _, els in elements for z in els)
-                               if elements else None)
-        return rows
+        batch = self._run(list(X))
+        out = self._resolve(batch)
+        present = [r[1] for r in batch.results if r is not None]
+        self.elements_seen_ = (element_symbols(z for zs in present for z in zs)
+                               if present else None)
+        return out
 
     def _set_species(self) -> None:
         species = _to_z(ORGANIC_SPECIES if self.species is None else self.species)
@@ -257,60 +286,41 @@ class SOAPFeaturizer(BaseFeaturizer):
 
     # -------------------------------------------------------------- featurising
     def featurize(self, structure: Any) -> list[float]:
-        """Averaged SOAP vector of one structure (Structure or CIF path)."""
-        return self._featurize_one(structure)[2].tolist()
+        """Averaged SOAP vector of one structure (Structure or CIF path).
 
-    def _featurize_one(self, structure, index=None) -> tuple[str, tuple[int, ...], np.ndarray]:
-        """(id, atomic numbers present, SOAP vector) of one structure."""
-        self._check_fitted()
-        sid, s = self._read(structure, index)
-        unseen = sorted({int(z) for z in s.atomic_numbers} - set(self.species_))
-        if unseen:
-            names = ", ".join(Element.from_Z(z).symbol for z in unseen)
-            known = ", ".join(Element.from_Z(z).symbol for z in self.species_)
-            raise UnseenSpeciesError(
-                sid, f"contains element(s) {names} not in the SOAP species list [{known}]"
-            )
-        row = self._compute()(
-            np.asarray(s.lattice.matrix, dtype=np.float64),
-            np.asarray(s.cart_coords, dtype=np.float64),
-            np.asarray(s.atomic_numbers, dtype=np.int64),
-            tuple(self.species_), float(self.r_cut), int(self.n_max), int(self.l_max),
-            float(self.sigma), self.average, self.rbf, versions("soap"),
-        )
-        return sid, tuple(sorted(set(s.atomic_numbers))), row
+        Raises
+        ------
+        StructureError subclass
+            A bad structure (:class:`UnseenSpeciesError` for an element outside the
+            species list).
+        """
+        return self._as_row(self.featurize_one(structure))
 
-    def transform(self, X: Iterable[Any]) -> np.ndarray:
+    def transform(self, X: Iterable[Any], ids=None) -> np.ndarray:
         """Featurise a list of Structures / CIF paths → array (n, n_features_).
 
-        Unlike matminer's default ``transform`` errors are raised, not turned into NaN.
-        A structure with an element that was not in the ``fit`` data gets its vector
-        and an :class:`~mcrt_sklearn.domain.UnseenElementWarning` (its channels for
-        that element were all zero in training).
+        Bad structures follow the batch error policy (by default a
+        :class:`~mcrt_sklearn.errors.StructureBatchError` naming each), never NaN
+        rows. A structure with an element that was not in the ``fit`` data gets its
+        vector and an :class:`~mcrt_sklearn.domain.UnseenElementWarning` (its
+        channels for that element were all zero in training).
         """
-        self._check_fitted()
-        rows, elements = self._rows(list(X))
-        warn_unseen(self, [(sid, element_symbols(zs)) for sid, zs in elements])
-        return rows
+        batch = self._run(X, ids=ids)
+        out = self._resolve(batch)
+        warn_unseen(self, [(sid, element_symbols(r[1]))
+                           for sid, r in zip(batch.ids, batch.results, strict=True)
+                           if r is not None])
+        return out
 
-    def _rows(self, X: list) -> tuple[np.ndarray, list[tuple[str, tuple[int, ...]]]]:
-        n_jobs = self.n_jobs or 1
-        if n_jobs != 1 and len(X) > 1:
-            from joblib import Parallel, delayed
-
-            rows = Parallel(n_jobs=n_jobs)(
-                delayed(self._featurize_one)(x, i) for i, x in enumerate(X)
-            )
-        else:
-            it = enumerate(X)
-            if self.pbar:
-                from tqdm.auto import tqdm
-
-                it = tqdm(it, total=len(X), desc="SOAP")
-            rows = [self._featurize_one(x, i) for i, x in it]
-        if not rows:
-            return np.zeros((0, self.n_features_)), []
-        return np.vstack([r[2] for r in rows]), [(r[0], r[1]) for r in rows]
+    def _resolve(self, batch):
+        out = resolve_errors(batch, self.ignore_errors, self.return_errors,
+                             name=type(self).__name__)
+        if self.return_errors:
+            rows, errors = out
+            return [None if r is None else r[0] for r in rows], errors
+        if not out:
+            return np.zeros((0, self.n_features_))
+        return np.vstack([r[0] for r in out])
 
     # ---------------------------------------------------------------- metadata
     def feature_labels(self) -> list[str]:

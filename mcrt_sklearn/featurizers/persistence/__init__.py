@@ -87,7 +87,6 @@ from mcrt_sklearn.featurizers.persistence.featurizer import (
     check_image_params,
     compute_persistence_image,
 )
-from mcrt_sklearn.featurizers.persistence.featurizer import _versioned_image as _versioned_image
 from mcrt_sklearn.featurizers.persistence.gudhi_io import _bt_max as _bt_max
 from mcrt_sklearn.featurizers.persistence.gudhi_io import _bt_toggle as _bt_toggle
 from mcrt_sklearn.featurizers.persistence.gudhi_io import _tree_arrays as _tree_arrays

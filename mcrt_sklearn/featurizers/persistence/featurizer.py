@@ -12,11 +12,11 @@ from typing import Any
 import numpy as np
 from sklearn.base import TransformerMixin
 
+from mcrt_sklearn.featurizers.batch import BatchFeaturizerMixin
 from mcrt_sklearn.featurizers.persistence.cloud import supercell_points
 from mcrt_sklearn.featurizers.persistence.diagrams import IMAGE_DIMS, alpha_diagrams
 from mcrt_sklearn.featurizers.persistence.fast import fast_persistence_image, image_components
 from mcrt_sklearn.featurizers.persistence.images import SCALAR_NAMES, _image_from_diagrams
-from mcrt_sklearn.versions import versions
 
 try:  # matminer is a hard dependency, but keep the numerical core importable without it
     from matminer.featurizers.base import BaseFeaturizer
@@ -125,25 +125,21 @@ def compute_persistence_image(
     return image, scalars
 
 
-def _versioned_image(structure: Any, fingerprint: str, versions: dict, **kwargs):
-    """:func:`compute_persistence_image` as memoised by joblib: ``structure`` itself is
-    not hashed but its content ``fingerprint`` is, and the ``versions`` of the
-    algorithms behind the image (:func:`image_components`), so that a cache is not
-    reused after either changes."""
-    return compute_persistence_image(structure, **kwargs)
-
-
 # --------------------------------------------------------------------------------------
 # 5. matminer / scikit-learn featurizer
 # --------------------------------------------------------------------------------------
-class PersistenceImageFeaturizer(BaseFeaturizer, TransformerMixin):
+class PersistenceImageFeaturizer(BatchFeaturizerMixin, BaseFeaturizer, TransformerMixin):
     """Persistence images of a crystal's atoms (MCRT's global modality) as features.
 
     ``featurize(structure)`` returns ``2·P·P + 4`` floats: the H1 image (P×P, row-major,
     in the reference orientation ``img.T[::-1]``: rows are persistence from high to low,
     columns birth from low to high), the H2 image, then ``max_birth_1d,
     max_persistence_1d, max_birth_2d, max_persistence_2d`` (Å). See the package docstring
-    and :func:`compute_persistence_image` for the recipe.
+    and :func:`compute_persistence_image` for the recipe. ``transform`` returns an array
+    of shape (n, 2·P·P + 4).
+
+    Batches, parallelism, the on-disk cache and errors work as for every featuriser of
+    the package (:mod:`mcrt_sklearn.featurizers.batch`).
 
     Parameters
     ----------
@@ -161,14 +157,17 @@ class PersistenceImageFeaturizer(BaseFeaturizer, TransformerMixin):
         ``"fast"``: two small clouds and an intensity extrapolation; see
         :func:`fast_persistence_image` for its measured error.
     n_jobs : int or None
-        Processes used by matminer's ``featurize_many`` / ``featurize_dataframe`` (and
-        ``transform``); 1 (default) runs in this process; None uses all cores. Each job
-        needs up to ~1 GB for a 100 Å box (0.9 GB peak measured for 77k points).
-    memory : str, joblib.Memory or None
-        Cache of per-structure results (a ``joblib.Memory`` or a folder); None: no cache.
-        Entries are keyed on the crystal's content
-        (:func:`~mcrt_sklearn.featurizers.batch.structure_fingerprint`) and the
-        settings, so a CIF and the same crystal built in memory share one.
+        joblib workers over structures (``transform``, ``featurize_many`` and so
+        ``featurize_dataframe``); 1 (default) runs in this process; None or -1 uses all
+        cores. Each job needs up to ~1 GB for a 100 Å box (0.9 GB peak measured for
+        77k points).
+    cache_dir : str or None
+        Folder of the content-addressed cache (one entry per crystal and settings,
+        keyed also by the versions of the image algorithms); None: no cache.
+    ignore_errors, return_errors : bool
+        The batch error policy (:mod:`mcrt_sklearn.featurizers.batch`).
+    progress : bool
+        Progress bar in ``transform``.
 
     Examples
     --------
@@ -178,6 +177,9 @@ class PersistenceImageFeaturizer(BaseFeaturizer, TransformerMixin):
     True
     """
 
+    _cache_namespace = "persistence-image"
+    _vector_output = True
+
     def __init__(
         self,
         pixels: int = 50,
@@ -186,7 +188,10 @@ class PersistenceImageFeaturizer(BaseFeaturizer, TransformerMixin):
         supercell: str = "reference",
         mode: str = "exact",
         n_jobs: int | None = 1,
-        memory: Any = None,
+        cache_dir: str | os.PathLike | None = None,
+        ignore_errors: bool = False,
+        return_errors: bool = False,
+        progress: bool = False,
     ):
         self.pixels = pixels
         self.spread = spread
@@ -194,22 +199,25 @@ class PersistenceImageFeaturizer(BaseFeaturizer, TransformerMixin):
         self.supercell = supercell
         self.mode = mode
         self.n_jobs = n_jobs
-        self.memory = memory
+        self.cache_dir = cache_dir
+        self.ignore_errors = ignore_errors
+        self.return_errors = return_errors
+        self.progress = progress
 
-    # matminer keeps the job count in ``_n_jobs`` behind a read-only property; expose it
-    # as a plain parameter so that get_params / set_params / clone work.
     @property
-    def n_jobs(self) -> int | None:  # type: ignore[override]
-        """Number of processes for batch featurisation (None: all cores)."""
-        return self._n_jobs
+    def _cache_components(self) -> tuple[str, ...]:
+        return image_components(self.mode)
 
-    @n_jobs.setter
-    def n_jobs(self, value: int | None) -> None:
-        self._n_jobs = value
+    def _cache_params(self) -> dict[str, Any]:
+        return dict(pixels=int(self.pixels), spread=float(self.spread), box=float(self.box),
+                    supercell=self.supercell, mode=self.mode)
 
-    def set_n_jobs(self, n_jobs: int | None) -> None:
-        """Set the number of processes (matminer API)."""
-        self._n_jobs = n_jobs
+    def _check_params(self) -> None:
+        check_image_params(self.pixels, self.spread, self.box, self.supercell, self.mode)
+
+    def _compute(self, structure: Any, sid: str) -> np.ndarray:
+        image, scalars = compute_persistence_image(structure, **self._cache_params())
+        return np.concatenate([image.reshape(-1), scalars]).astype(np.float64)
 
     def fit(self, X: Any = None, y: Any = None, **fit_params: Any) -> PersistenceImageFeaturizer:
         """No-op (the featurizer has nothing to learn); validates the parameters.
@@ -218,34 +226,8 @@ class PersistenceImageFeaturizer(BaseFeaturizer, TransformerMixin):
         -------
         self
         """
-        check_image_params(self.pixels, self.spread, self.box, self.supercell, self.mode)
+        self._check_params()
         return self
-
-    def _compute(self, structure: Any) -> tuple[np.ndarray, np.ndarray]:
-        kwargs = dict(
-            pixels=int(self.pixels),
-            spread=float(self.spread),
-            box=float(self.box),
-            supercell=self.supercell,
-            mode=self.mode,
-        )
-        if self.memory is None:
-            return compute_persistence_image(structure, **kwargs)
-        import joblib
-
-        memory = (
-            self.memory
-            if isinstance(self.memory, joblib.Memory)
-            else joblib.Memory(str(self.memory), verbose=0)
-        )
-        # keyed on the content, not on the pickled object: a pymatgen Structure's
-        # pickle changes as its cached properties fill in, so the same object missed
-        # the cache on its second call
-        from mcrt_sklearn.featurizers.batch import structure_fingerprint
-
-        cached = memory.cache(_versioned_image, ignore=["structure"])
-        return cached(structure, structure_fingerprint(structure),
-                      versions("structure-fingerprint", *image_components(self.mode)), **kwargs)
 
     def featurize(self, structure: Any) -> list[float]:
         """Features of one crystal.
@@ -264,35 +246,10 @@ class PersistenceImageFeaturizer(BaseFeaturizer, TransformerMixin):
         ------
         mcrt_sklearn.errors.StructureError
             Unreadable or unusable structure (typed subclass naming it and the reason).
+        ValueError
+            A bad setting (checked before the structure is read).
         """
-        from mcrt_sklearn.structures import read_structure
-
-        check_image_params(self.pixels, self.spread, self.box, self.supercell, self.mode)
-        _, struct = read_structure(structure)
-        image, scalars = self._compute(struct)
-        return np.concatenate([image.reshape(-1), scalars]).astype(float).tolist()
-
-    def featurize_many(self, entries: Any, ignore_errors: bool = False,
-                       return_errors: bool = False, pbar: bool = True) -> list:
-        """matminer batch API (also behind ``featurize_dataframe``).
-
-        The settings are checked once, before any structure: a bad one raises
-        ``ValueError`` even with ``ignore_errors`` (which would otherwise turn it
-        into a NaN row per structure).
-        """
-        check_image_params(self.pixels, self.spread, self.box, self.supercell, self.mode)
-        return super().featurize_many(entries, ignore_errors=ignore_errors,
-                                      return_errors=return_errors, pbar=pbar)
-
-    def transform(self, X: Any) -> np.ndarray:
-        """Features of several crystals as an array of shape (n, 2·P·P + 4).
-
-        Unlike matminer's default (NaN rows), a bad structure raises its typed error.
-        """
-        if isinstance(X, (str, os.PathLike)) or hasattr(X, "lattice"):
-            X = [X]
-        rows = self.featurize_many(list(X), ignore_errors=False, pbar=False)
-        return np.asarray(rows, dtype=float).reshape(len(rows), -1)
+        return self._as_row(self.featurize_one(structure))
 
     def feature_labels(self) -> list[str]:
         """Names: ``pi_h1_r{row}_c{col}``, ``pi_h2_r{row}_c{col}``, then the scalars."""
