@@ -1,0 +1,256 @@
+"""The cross-validated, resumable benchmark run (:func:`run_benchmark`)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from sklearn.exceptions import ConvergenceWarning
+
+from mcrt_sklearn.benchmark.folds import make_folds
+from mcrt_sklearn.benchmark.inputs import _dataset_name, _Inputs, _load_subset, _target_values
+from mcrt_sklearn.benchmark.keys import _RESULT_FORMAT, _model_spec, fold_key, model_components
+from mcrt_sklearn.benchmark.metrics import (
+    guess_lower_is_better,
+    regression_metrics,
+    within_group_spearman,
+)
+from mcrt_sklearn.benchmark.models import (
+    _estimator_params,
+    _ModelFactory,
+    predict_with_domain_check,
+)
+from mcrt_sklearn.benchmark.report import markdown_table, summarize
+from mcrt_sklearn.benchmark.settings import (
+    MODELS,
+    PAPER_PROTOCOL,
+    _is_pretrained,
+    _resolve_device,
+    default_settings,
+    merge_settings,
+)
+from mcrt_sklearn.benchmark.storage import _environment, _write_json
+from mcrt_sklearn.versions import provenance
+
+__all__ = ["run_benchmark"]
+
+logger = logging.getLogger(__name__)
+
+
+def run_benchmark(
+    dataset,
+    target: str,
+    models: Sequence[str] = MODELS,
+    cv: int | str = 5,
+    group: str | None = None,
+    pretrain_on="pretrain_corpus",
+    fast: bool = False,
+    out_dir="benchmark_results",
+    data_home=None,
+    random_state: int = 0,
+    settings: dict | None = None,
+    plots: bool = True,
+    verbose: bool = True,
+) -> dict:
+    """Cross-validate ``models`` on one dataset/target with shared folds; resumable.
+
+    Parameters
+    ----------
+    dataset : str or path
+        A dataset name (``"azaphenacenes"``, ``"roy"`` …) or a folder with
+        ``cifs/<id>.cif`` + ``properties.csv``.
+    target : str
+        Column of ``properties.csv`` to predict.
+    models : sequence of str
+        Subset of :data:`MODELS`.
+    cv : int or "split"
+        Number of (group) folds, ``"split"`` for one 80/20 split, or ``"paper"`` for the
+        paper's protocol (random 80/10/10 train/validation/test, 5 seeds).
+    group : str, optional
+        Column whose values are kept together (``GroupKFold``; e.g. ``"group"`` = the
+        azaphenacene isomer → unseen molecules in every test fold).
+    pretrain_on : str or path
+        Unlabelled corpus for MCRT's pre-training (a dataset name or folder).
+    fast : bool
+        Reduced CPU profile (see :func:`default_settings`).
+    out_dir : path
+        Results, caches and figures. The run folder is ``out_dir/<dataset>-<target>``.
+    data_home : path, optional
+        Where datasets live (else ``$MCRT_SKLEARN_DATA``, else downloaded).
+    random_state : int
+        Seeds folds, subsets and every model.
+    settings : dict, optional
+        Overrides deep-merged into :func:`default_settings` (e.g.
+        ``{"finetune": {"max_epochs": 20}, "target_transform": "log10"}``).
+    plots : bool
+        Write ``parity.png`` and ``radar.png``.
+    verbose : bool
+        Print progress lines.
+
+    Returns
+    -------
+    dict
+        The content of ``results.json`` plus ``"fitted"`` / ``"skipped"`` lists of
+        ``(model, fold)`` run or reused in this call and ``"run_dir"``.
+    """
+    t_start = time.perf_counter()
+    log = print if verbose else logger.info
+    models = list(models)
+    unknown = [m for m in models if m not in MODELS]
+    if unknown:
+        raise ValueError(f"unknown model(s) {unknown}; choose from {MODELS}")
+    s = merge_settings(default_settings(fast), settings)
+    s["seed"] = int(random_state)
+    s["_pretrain_on"] = str(pretrain_on)
+    device = _resolve_device(s["device"])
+    lower = s["lower_is_better"]
+    if lower is None:
+        lower = guess_lower_is_better(target)
+    k = int(s["top_k"])
+    transform = s["target_transform"]
+
+    out_dir = Path(out_dir)
+    cache = out_dir / "cache"
+    name = _dataset_name(dataset)
+    tag = f"{name}-{target}" + (f"-{transform}" if transform else "")
+    run_dir = out_dir / tag
+    run_dir.mkdir(parents=True, exist_ok=True)
+
+    t0 = time.perf_counter()
+    ids, structures, table = _load_subset(dataset, data_home, s["max_structures"], s["seed"], target)
+    t_load = time.perf_counter() - t0
+    y = _target_values(table, target, transform)
+    ok = np.isfinite(y)
+    if not ok.all():
+        log(f"leaving out {int((~ok).sum())} structures without a {target} value")
+        ids = [i for i, keep in zip(ids, ok, strict=False) if keep]
+        structures = [st for st, keep in zip(structures, ok, strict=False) if keep]
+        table, y = table[ok].reset_index(drop=True), y[ok]
+    groups = table[group].to_numpy() if group is not None else None
+    folds = make_folds(len(ids), cv, groups, s["seed"])
+    if cv == "paper":  # validation = 10 % of all, held out of the 90 % training part
+        frac = PAPER_PROTOCOL["validation_fraction"] / (1 - PAPER_PROTOCOL["test_fraction"])
+        s["finetune"] = {**s["finetune"], "validation_fraction": frac}
+    log(f"{name}: {len(ids)} structures, target {target}"
+        f"{' (' + transform + ')' if transform else ''}, {len(folds)} fold(s)"
+        f"{' grouped by ' + group if group else ''}; models: {', '.join(models)}; device {device}")
+    _write_json(run_dir / "folds.json", {"ids": ids, "folds": [
+        {"train": [ids[i] for i in tr], "test": [ids[i] for i in te]} for tr, te in folds]})
+
+    inputs = _Inputs(ids, structures, s, cache)
+    factory = _ModelFactory(inputs, s, pretrain_on, data_home, cache, device, log)
+    fitted, skipped = [], []
+    per_model: dict[str, list[dict]] = {}
+    for model in models:
+        spec = _model_spec(model, s)
+        per_model[model] = []
+        for f, (tr, te) in enumerate(folds):
+            key = fold_key({"dataset": name, "target": target, "transform": transform,
+                            "spec": spec, "seed": s["seed"], "test": [ids[i] for i in te],
+                            "train": [ids[i] for i in tr], "k": k, "lower": lower,
+                            "content": inputs.content([*tr, *te])}, model, s)
+            path = run_dir / "folds" / model / f"fold{f}.json"
+            if path.is_file():
+                try:
+                    old = json.loads(path.read_text())
+                except json.JSONDecodeError:
+                    old = {}
+                if old.get("key") == key:
+                    per_model[model].append(old)
+                    skipped.append((model, f))
+                    log(f"[{model}] fold {f + 1}/{len(folds)}: done before, skipped")
+                    continue
+                log(f"[{model}] fold {f + 1}/{len(folds)}: settings changed, re-running")
+            est, X = factory.build(model)
+            X_tr = [X[i] for i in tr]
+            X_te = [X[i] for i in te]
+            t1 = time.perf_counter()
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                est.fit(X_tr, y[tr])
+            t_fit = time.perf_counter() - t1
+            # keep what says the fit failed (e.g. a collapse to the mean); drop library noise
+            fit_warnings = [str(w.message) for w in caught
+                            if issubclass(w.category, ConvergenceWarning)]
+            for text in fit_warnings:
+                log(f"[{model}] fold {f + 1}/{len(folds)}: warning: {text}")
+            t2 = time.perf_counter()
+            pred, domain_warnings = predict_with_domain_check(est, X_te)
+            t_pred = time.perf_counter() - t2
+            for text in domain_warnings:
+                log(f"[{model}] fold {f + 1}/{len(folds)}: warning: {text}")
+            metrics = regression_metrics(y[te], pred, k, lower)
+            result = {"format": _RESULT_FORMAT, "key": key, "dataset": name, "target": target,
+                      "transform": transform, "model": model, "fold": f, "metrics": metrics,
+                      "n_train": len(tr), "n_test": len(te), "fit_seconds": t_fit,
+                      "predict_seconds": t_pred, "device": device,
+                      "provenance": provenance(model_components(model, s)),
+                      "estimator": _estimator_params(est), "spec": spec,
+                      "test_ids": [ids[i] for i in te], "y_true": y[te].tolist(),
+                      "y_pred": pred.tolist()}
+            if fit_warnings:
+                result["fit_warnings"] = fit_warnings
+            if domain_warnings:
+                result["domain_warnings"] = domain_warnings
+            _write_json(path, result)
+            per_model[model].append(result)
+            fitted.append((model, f))
+            log(f"[{model}] fold {f + 1}/{len(folds)}: MAE {metrics['mae']:.3g}  "
+                f"R² {metrics['r2']:.3f}  ρ {metrics['spearman']:.3f}  "
+                f"top-{metrics['k']} {metrics['topk']}/{metrics['k']}  (fit {t_fit:.0f} s)")
+
+    if groups is not None:
+        # computed from the stored predictions, so folds run before this metric get it too
+        group_of = dict(zip(ids, groups, strict=True))
+        for results_of_model in per_model.values():
+            for r in results_of_model:
+                rho, n_groups = within_group_spearman(
+                    r["y_true"], r["y_pred"], [group_of[i] for i in r["test_ids"]])
+                r["metrics"] = {**r["metrics"], "spearman_within_group": rho,
+                                "n_groups_ranked": n_groups}
+    summary = summarize(per_model)
+    results = {
+        "format": _RESULT_FORMAT,
+        "dataset": name,
+        "dataset_source": str(dataset),
+        "target": target,
+        "target_transform": transform,
+        "lower_is_better": bool(lower),
+        "top_k": k,
+        "cv": cv,
+        "group": group,
+        "n_structures": len(ids),
+        "n_folds": len(folds),
+        "fold_sizes": [[len(tr), len(te)] for tr, te in folds],
+        "models": models,
+        "pretrain_on": str(pretrain_on) if any(m in ("MCRT", "MCRTi") for m in models) else None,
+        "pretraining": {("with_images" if ui else "without_images"): meta
+                        for ui, meta in factory.pretraining_metadata().items()
+                        if any(_is_pretrained(m, s) and (m != "MCRTi") == ui for m in models)},
+        "settings": {k2: v for k2, v in s.items() if not k2.startswith("_")},
+        "device": device,
+        "summary": summary,
+        "timings": {"load_seconds": t_load, **inputs.timings,
+                    "wall_seconds_this_call": time.perf_counter() - t_start},
+        "environment": _environment(),
+        "folds_file": "folds.json",
+        "fold_results": {m: [f"folds/{m}/fold{i}.json" for i in range(len(folds))]
+                         for m in models},
+    }
+    _write_json(run_dir / "results.json", results)
+    table_md = markdown_table(results)
+    (run_dir / "results.md").write_text(table_md + "\n")
+    if plots:
+        from mcrt_sklearn.plots import parity_plot, radar_plot
+
+        parity_plot(per_model, run_dir / "parity.png",
+                    title=f"{name}: {target}" + (f" ({transform})" if transform else ""))
+        radar_plot(summary, run_dir / "radar.png", k=k, title=f"{name}: {target}")
+    results.update({"fitted": fitted, "skipped": skipped, "run_dir": str(run_dir),
+                    "per_model": per_model})
+    return results
