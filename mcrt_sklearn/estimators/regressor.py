@@ -487,6 +487,7 @@ class MCRTClassifier(ClassifierMixin, _MCRTFineTuner):
 
     def predict(self, X) -> np.ndarray:
         """Most probable class of each record."""
+        check_is_fitted(self, "net_")  # a NotFittedError, not an AttributeError on classes_
         return self.classes_[self.predict_proba(X).argmax(axis=1)]
 
     def _fitted_state(self) -> dict:

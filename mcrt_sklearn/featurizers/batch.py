@@ -399,6 +399,19 @@ class BatchFeaturizerMixin:
     def set_n_jobs(self, n_jobs):  # matminer API
         self.n_jobs = n_jobs
 
+    def __sklearn_tags__(self):
+        # matminer's BaseFeaturizer lists BaseEstimator before TransformerMixin, which
+        # hides the transformer tags from sklearn (Pipeline, set_output, the checks)
+        from sklearn.utils import TransformerTags
+
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags = TransformerTags()
+        tags.requires_fit = self._requires_fit
+        return tags
+
+    #: Whether ``transform`` needs ``fit`` first (SOAP fixes its species list there).
+    _requires_fit = False
+
     def _cache_params(self) -> dict[str, Any]:  # pragma: no cover - overridden
         return {}
 

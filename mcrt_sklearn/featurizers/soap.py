@@ -163,6 +163,7 @@ class SOAPFeaturizer(BatchFeaturizerMixin, BaseFeaturizer):
     _cache_namespace = "soap"
     _cache_components = ("soap",)
     _vector_output = True
+    _requires_fit = True
 
     def __init__(
         self,
