@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
@@ -46,25 +45,20 @@ def load_fold(args: argparse.Namespace, n_train: int | None = None) -> Fold:
     ``n_train`` keeps only the first that many training structures.
     """
     from mcrt_sklearn.benchmark import (
-        _Inputs,
-        _parse_sets,
-        _target_values,
         default_settings,
-        make_folds,
+        featurize_task,
+        load_task,
         merge_settings,
+        parse_overrides,
+        task_folds,
     )
-    from mcrt_sklearn.datasets import load_dataset
 
-    s = merge_settings(default_settings(fast=not args.full), _parse_sets(args.set))
-    ids, structures, table = load_dataset(args.dataset, data_home=args.data_home)
-    y = _target_values(table, args.target, "log10" if args.log10 else None)
-    keep = np.flatnonzero(np.isfinite(y))
-    groups = table[args.group].to_numpy()[keep] if args.group else None
-    tr, te = make_folds(len(keep), args.cv, groups, s["seed"])[args.fold]
-    tr, te = keep[tr], keep[te]
+    s = merge_settings(default_settings(fast=not args.full), parse_overrides(args.set))
+    task = load_task(args.dataset, args.target, group=args.group,
+                     transform="log10" if args.log10 else None, data_home=args.data_home)
+    tr, te = task_folds(task, args.cv, s["seed"])[args.fold]
     if n_train:
         tr = tr[:n_train]
     both = np.concatenate([tr, te])
-    records = _Inputs([ids[i] for i in both], [structures[i] for i in both], s,
-                      Path(args.cache)).records()
-    return Fold(s, records, y[both], np.arange(len(tr)), np.arange(len(tr), len(both)))
+    records = featurize_task(task, s, args.cache, both)
+    return Fold(s, records, task.y[both], np.arange(len(tr)), np.arange(len(tr), len(both)))

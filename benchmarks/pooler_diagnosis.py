@@ -24,9 +24,8 @@ import numpy as np
 def main(argv=None) -> None:
     import torch
 
-    from mcrt_sklearn.benchmark import _Inputs, finetune_settings
+    from mcrt_sklearn.benchmark import featurize_task, finetune_settings, load_task
     from mcrt_sklearn.data import collate
-    from mcrt_sklearn.datasets import load_dataset
     from mcrt_sklearn.estimators.regressor import MCRTRegressor
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -43,10 +42,9 @@ def main(argv=None) -> None:
     s = res["settings"]
     folds = json.loads((args.run / "folds.json").read_text())
     fold = folds["folds"][args.fold]
-    ids = fold["train"] + fold["test"]
-    _, structures, table = load_dataset(res["dataset"], ids=ids)
-    y = table.set_index("id").loc[ids, res["target"]].to_numpy(dtype=float)
-    records = _Inputs(ids, structures, s, args.cache or args.run.parent / "cache").records()
+    task = load_task(res["dataset"], res["target"], ids=fold["train"] + fold["test"])
+    y = task.y
+    records = featurize_task(task, s, args.cache or args.run.parent / "cache")
     n_tr = len(fold["train"])
     arch = dict(s["mcrt"])
     if args.model == "MCRTa":

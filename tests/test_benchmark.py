@@ -426,3 +426,37 @@ def test_few_shot_end_to_end(shared_data, tmp_path, count_builds):
     mae0 = np.mean(np.abs(y_test - y.loc[list(table["id"][:6]) + list(table["id"][12:])].mean()))
     assert ref["summary"]["ShotMean"]["0"]["mae"] == pytest.approx(mae0)
     assert "| ShotMean |" in (run_dir / "few_shot.md").read_text()
+
+
+def test_few_shot_leaves_out_non_finite_targets_as_cv_does(shared_data, tmp_path):
+    """Few-shot shares the run setup of CV: a NaN or infinite target is dropped before the
+    groups are split (it would otherwise be a shot, a test structure or a base target)."""
+    src = shared_data / "azaphenacenes"
+    table = pd.read_csv(src / "properties.csv").head(18)
+    data = tmp_path / "mini"
+    (data / "cifs").mkdir(parents=True)
+    for sid in table["id"]:
+        shutil.copy(src / "cifs" / f"{sid}.cif", data / "cifs")
+    table["grp"] = [0] * 6 + [1] * 6 + [2] * 6
+    target = "lattice_energy_kJ_per_mol"
+    table.loc[[0, 7], target] = [np.inf, np.nan]  # one in the base, one in the target group
+    table.to_csv(data / "properties.csv", index=False)
+    bad = {table["id"][0], table["id"][7]}
+    res = benchmark.run_few_shot(data, target, "grp", models=["TrainMean"], shots=(0, 2),
+                                 target_groups=[1], min_test=3, fast=True,
+                                 out_dir=tmp_path / "out", plots=False, verbose=False)
+    run_dir = tmp_path / "out" / "mini-lattice_energy_kJ_per_mol"
+    rows = [json.loads((run_dir / "few_shot" / "TrainMean" / f"g1_n{n}.json").read_text())
+            for n in (0, 2)]
+    for r in rows:
+        assert not bad & set(r["test_ids"]) and len(r["test_ids"]) == 3  # 5 left, 2 shots
+        assert np.all(np.isfinite(r["y_true"])) and np.all(np.isfinite(r["y_pred"]))
+        assert r["n_base"] == 11  # 12 other structures, one of them infinite
+    for model in ("TrainMean", "ShotMean"):
+        assert all(np.isfinite(res["summary"][model][n]["mae"]) for n in ("0", "2"))
+    # the 0-shot mean is that of the finite base targets
+    y = table.set_index("id")[target]
+    base = [i for i in table["id"] if i not in set(table["id"][6:12]) | bad]
+    y_test = y.loc[rows[0]["test_ids"]].to_numpy()
+    assert res["summary"]["ShotMean"]["0"]["mae"] == pytest.approx(
+        np.mean(np.abs(y_test - y.loc[base].mean())))

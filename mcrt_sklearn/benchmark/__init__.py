@@ -35,9 +35,16 @@ The package, one module per step:
   :func:`model_components`, the model and pre-training specs);
 - :mod:`.inputs`: the dataset subset and targets, the cached model inputs and the
   pre-training corpus with its cached checkpoint;
+- :mod:`.tasks`: the public way for scripts to load what the benchmark sees:
+  :class:`Task` / :func:`load_task` (structures, finite targets, groups),
+  :func:`task_folds` (the benchmark's folds) and :func:`featurize_task` (cached records);
 - :mod:`.models`: the model factory and :func:`predict_with_domain_check`;
+- :mod:`.context`: :class:`RunContext`, the setup a cross-validated and a few-shot run
+  share (settings, task, run folder, cache, inputs, model factory, log), built by
+  :func:`make_run_context`;
 - :mod:`.run`: :func:`run_benchmark`; :mod:`.fewshot`: :func:`run_few_shot`;
-- :mod:`.report`: :func:`summarize`, :func:`markdown_table`, :func:`settings_line`;
+- :mod:`.report`: :func:`summarize`, :func:`markdown_table`, :func:`settings_line`, the
+  few-shot table and the figures;
 - :mod:`.storage`: atomic JSON files, the run's environment;
 - :mod:`.cli`: :func:`benchmark_main`, :func:`demo_main`.
 """
@@ -48,9 +55,10 @@ from __future__ import annotations
 # modules, the benchmark scripts and the tests import from here.
 from mcrt_sklearn.benchmark.cli import DEMO_MODELS as DEMO_MODELS
 from mcrt_sklearn.benchmark.cli import DEMO_SETTINGS as DEMO_SETTINGS
-from mcrt_sklearn.benchmark.cli import _parse_sets as _parse_sets
 from mcrt_sklearn.benchmark.cli import benchmark_main, demo_main
 from mcrt_sklearn.benchmark.cli import build_benchmark_parser as build_benchmark_parser
+from mcrt_sklearn.benchmark.context import RunContext as RunContext
+from mcrt_sklearn.benchmark.context import make_run_context as make_run_context
 from mcrt_sklearn.benchmark.fewshot import run_few_shot
 from mcrt_sklearn.benchmark.folds import few_shot_splits, make_folds
 from mcrt_sklearn.benchmark.inputs import _Corpus as _Corpus
@@ -85,10 +93,13 @@ from mcrt_sklearn.benchmark.settings import (
     PAPER_PROTOCOL,
     default_settings,
     finetune_settings,
+    merge_settings,
+    parse_overrides,
 )
-from mcrt_sklearn.benchmark.settings import merge_settings as merge_settings
+from mcrt_sklearn.benchmark.settings import _parse_sets as _parse_sets
 from mcrt_sklearn.benchmark.storage import _environment as _environment
 from mcrt_sklearn.benchmark.storage import _write_json as _write_json
+from mcrt_sklearn.benchmark.tasks import Task, featurize_task, load_task, task_folds
 
 __all__ = [
     "MODELS",
@@ -109,4 +120,10 @@ __all__ = [
     "markdown_table",
     "benchmark_main",
     "demo_main",
+    "Task",
+    "load_task",
+    "task_folds",
+    "featurize_task",
+    "parse_overrides",
+    "merge_settings",
 ]

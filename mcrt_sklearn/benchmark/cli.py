@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -11,32 +10,10 @@ from pathlib import Path
 from mcrt_sklearn.benchmark.fewshot import run_few_shot
 from mcrt_sklearn.benchmark.report import markdown_table
 from mcrt_sklearn.benchmark.run import run_benchmark
-from mcrt_sklearn.benchmark.settings import MODELS, merge_settings
+from mcrt_sklearn.benchmark.settings import MODELS, _parse_value, merge_settings, parse_overrides
 
 __all__ = ["build_benchmark_parser", "benchmark_main", "demo_main", "DEMO_SETTINGS",
            "DEMO_MODELS"]
-
-
-def _parse_value(text: str):
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text
-
-
-def _parse_sets(items: Sequence[str] | None) -> dict:
-    """``["finetune.max_epochs=20", "target_transform=log10"]`` → nested overrides."""
-    out: dict = {}
-    for item in items or ():
-        if "=" not in item:
-            raise ValueError(f"--set expects KEY=VALUE (dots for nesting), got {item!r}")
-        key, value = item.split("=", 1)
-        node = out
-        parts = key.split(".")
-        for p in parts[:-1]:
-            node = node.setdefault(p, {})
-        node[parts[-1]] = _parse_value(value)
-    return out
 
 
 def _cv_arg(text: str):
@@ -96,7 +73,7 @@ def benchmark_main(argv: Sequence[str] | None = None) -> int:
     """``mcrt-sklearn benchmark``: parse ``argv`` and run :func:`run_benchmark`."""
     args = build_benchmark_parser().parse_args(argv)
     _set_threads(args.threads)
-    overrides = _parse_sets(args.set)
+    overrides = parse_overrides(args.set)
     if args.log10:
         overrides["target_transform"] = "log10"
     if args.higher_is_better:
@@ -174,7 +151,7 @@ def demo_main(argv: Sequence[str] | None = None) -> int:
     args = p.parse_args(argv)
     _set_threads(args.threads)
     overrides = merge_settings(DEMO_SETTINGS, {"max_structures": args.n})
-    overrides = merge_settings(overrides, _parse_sets(args.set))
+    overrides = merge_settings(overrides, parse_overrides(args.set))
     t = time.perf_counter()
     print("MCRT demo: azaphenacene lattice energies (reduced CPU protocol; see results.json)\n")
     results = run_benchmark("azaphenacenes", "lattice_energy_kJ_per_mol", models=args.models,

@@ -5,30 +5,21 @@ adapt with ``n`` structures of the target group, score on its fixed test structu
 from __future__ import annotations
 
 import json
-import logging
 import time
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 
+from mcrt_sklearn.benchmark.context import make_run_context
 from mcrt_sklearn.benchmark.folds import few_shot_splits
-from mcrt_sklearn.benchmark.inputs import _dataset_name, _Inputs, _load_subset, _target_values
 from mcrt_sklearn.benchmark.keys import _RESULT_FORMAT, _model_spec, fold_key, model_components
-from mcrt_sklearn.benchmark.metrics import (
-    METRICS,
-    _finite_mean,
-    guess_lower_is_better,
-    regression_metrics,
-)
-from mcrt_sklearn.benchmark.models import _ModelFactory, predict_with_domain_check
-from mcrt_sklearn.benchmark.settings import _resolve_device, default_settings, merge_settings
+from mcrt_sklearn.benchmark.metrics import METRICS, _finite_mean, regression_metrics
+from mcrt_sklearn.benchmark.models import predict_with_domain_check
+from mcrt_sklearn.benchmark.report import few_shot_table, write_plots
 from mcrt_sklearn.benchmark.storage import _environment, _write_json
 from mcrt_sklearn.versions import provenance
 
 __all__ = ["run_few_shot"]
-
-logger = logging.getLogger(__name__)
 
 
 def _regressor_with_scale(base_cls):
@@ -85,30 +76,23 @@ def run_few_shot(
     Results: ``<out_dir>/<dataset>-<target>/few_shot/<model>/g<group>_n<n>.json`` (skipped
     when present with the same settings), ``few_shot.json``, ``few_shot.md`` and
     ``few_shot.png`` (MAE against shots). Returns the summary plus ``fitted``/``skipped``.
+
+    The setup is that of :func:`run_benchmark` (:func:`make_run_context`): structures
+    whose target is NaN or infinite are left out before the groups are split.
     """
-    log = print if verbose else logger.info
-    s = merge_settings(default_settings(fast), settings)
-    s["seed"] = int(random_state)
-    s["_pretrain_on"] = str(pretrain_on)
-    device = _resolve_device(s["device"])
-    lower = s["lower_is_better"]
-    if lower is None:
-        lower = guess_lower_is_better(target)
-    k = int(s["top_k"])
-    transform = s["target_transform"]
+    if group is None:
+        raise ValueError("few-shot needs a group column (group=...)")
+    ctx = make_run_context(dataset, target, models, group=group, pretrain_on=pretrain_on,
+                           fast=fast, out_dir=out_dir, data_home=data_home,
+                           random_state=random_state, settings=settings, verbose=verbose)
+    s, log, models, device, lower, k = (ctx.settings, ctx.log, ctx.models, ctx.device,
+                                        ctx.lower, ctx.k)
+    name, transform, ids, y = ctx.name, ctx.transform, ctx.ids, ctx.y
+    run_dir, inputs, factory = ctx.run_dir, ctx.inputs, ctx.factory
     shots = sorted({int(n) for n in shots})
     fs_epochs = (s.get("few_shot") or {}).get("epochs")
-    out_dir = Path(out_dir)
-    cache = out_dir / "cache"
-    name = _dataset_name(dataset)
-    run_dir = out_dir / (f"{name}-{target}" + (f"-{transform}" if transform else ""))
-    ids, structures, table = _load_subset(dataset, data_home, s["max_structures"], s["seed"], target)
-    y = _target_values(table, target, transform)
-    splits = few_shot_splits(ids, table[group].to_numpy(), shots, min_test, target_groups,
-                             s["seed"])
+    splits = few_shot_splits(ids, ctx.groups, shots, min_test, target_groups, s["seed"])
     log(f"{name}: few-shot on {len(splits)} target group(s) {list(splits)}, shots {shots}")
-    inputs = _Inputs(ids, structures, s, cache)
-    factory = _ModelFactory(inputs, s, pretrain_on, data_home, cache, device, log)
     fitted, skipped, rows = [], [], []
     for model in models:
         spec = _model_spec(model, s)
@@ -202,18 +186,8 @@ def run_few_shot(
                                for ui, (_, meta) in factory.pretrained.items()},
                "summary": summary, "device": device, "environment": _environment()}
     _write_json(run_dir / "few_shot.json", results)
-    lines = [f"{name} — {target}: few-shot on unseen `{group}` values "
-             f"({len(splits)} target groups); MAE (mean over target groups) by number of "
-             "target-group structures used", "",
-             "| model | " + " | ".join(f"{n} shots" for n in shots) + " |",
-             "|---|" + "---|" * len(shots)]
-    for model in models:
-        lines.append(f"| {model} | " + " | ".join(
-            f"{summary[model][str(n)]['mae']:.2f}" for n in shots) + " |")
-    (run_dir / "few_shot.md").write_text("\n".join(lines) + "\n")
+    (run_dir / "few_shot.md").write_text(few_shot_table(results) + "\n")
     if plots:
-        from mcrt_sklearn.plots import few_shot_plot
-
-        few_shot_plot(summary, run_dir / "few_shot.png", title=f"{name}: {target}")
+        write_plots(results, None, run_dir)
     results.update({"fitted": fitted, "skipped": skipped, "run_dir": str(run_dir)})
     return results

@@ -1,17 +1,19 @@
 """Reporting: mean ± std over folds (:func:`summarize`), the Markdown comparison table
-with the settings actually used, and the figures.
+with the settings actually used (:func:`markdown_table`), the few-shot table and the
+figures (:func:`write_plots`).
 """
 
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from mcrt_sklearn.benchmark.metrics import METRICS, OPTIONAL_METRICS, _finite_mean
 
-__all__ = ["summarize", "markdown_table", "settings_line"]
+__all__ = ["summarize", "markdown_table", "settings_line", "few_shot_table", "write_plots"]
 
 
 def summarize(per_model: dict[str, list[dict]]) -> dict:
@@ -138,3 +140,37 @@ def markdown_table(results: dict) -> str:
                   + "; ".join(f"{m} ({', '.join(f'fold{i}' for i in f)})"
                               for m, f in unseen.items()) + "."]
     return "\n".join(lines)
+
+
+def few_shot_table(results: dict) -> str:
+    """The few-shot table (MAE, mean over target groups, per number of shots) in Markdown."""
+    summary, shots, models = results["summary"], results["shots"], results["models"]
+    lines = [f"{results['dataset']} — {results['target']}: few-shot on unseen "
+             f"`{results['group']}` values ({len(results['target_groups'])} target groups); "
+             "MAE (mean over target groups) by number of target-group structures used", "",
+             "| model | " + " | ".join(f"{n} shots" for n in shots) + " |",
+             "|---|" + "---|" * len(shots)]
+    for model in models:
+        lines.append(f"| {model} | " + " | ".join(
+            f"{summary[model][str(n)]['mae']:.2f}" for n in shots) + " |")
+    return "\n".join(lines)
+
+
+def write_plots(results: dict, per_model: dict[str, list[dict]] | None, run_dir) -> None:
+    """The figures of a run, into ``run_dir``: ``parity.png`` and ``radar.png`` for a
+    cross-validated run (``per_model``: its fold results), ``few_shot.png`` (MAE against
+    shots) for a few-shot one."""
+    run_dir = Path(run_dir)
+    name, target = results["dataset"], results["target"]
+    if results.get("protocol") == "few-shot":
+        from mcrt_sklearn.plots import few_shot_plot
+
+        few_shot_plot(results["summary"], run_dir / "few_shot.png", title=f"{name}: {target}")
+        return
+    from mcrt_sklearn.plots import parity_plot, radar_plot
+
+    transform = results["target_transform"]
+    parity_plot(per_model, run_dir / "parity.png",
+                title=f"{name}: {target}" + (f" ({transform})" if transform else ""))
+    radar_plot(results["summary"], run_dir / "radar.png", k=results["top_k"],
+               title=f"{name}: {target}")

@@ -3,43 +3,23 @@
 from __future__ import annotations
 
 import json
-import logging
 import time
 import warnings
 from collections.abc import Sequence
-from pathlib import Path
 
-import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
-from mcrt_sklearn.benchmark.folds import make_folds
-from mcrt_sklearn.benchmark.inputs import _dataset_name, _Inputs, _load_subset, _target_values
+from mcrt_sklearn.benchmark.context import make_run_context
 from mcrt_sklearn.benchmark.keys import _RESULT_FORMAT, _model_spec, fold_key, model_components
-from mcrt_sklearn.benchmark.metrics import (
-    guess_lower_is_better,
-    regression_metrics,
-    within_group_spearman,
-)
-from mcrt_sklearn.benchmark.models import (
-    _estimator_params,
-    _ModelFactory,
-    predict_with_domain_check,
-)
-from mcrt_sklearn.benchmark.report import markdown_table, summarize
-from mcrt_sklearn.benchmark.settings import (
-    MODELS,
-    PAPER_PROTOCOL,
-    _is_pretrained,
-    _resolve_device,
-    default_settings,
-    merge_settings,
-)
+from mcrt_sklearn.benchmark.metrics import regression_metrics, within_group_spearman
+from mcrt_sklearn.benchmark.models import _estimator_params, predict_with_domain_check
+from mcrt_sklearn.benchmark.report import markdown_table, summarize, write_plots
+from mcrt_sklearn.benchmark.settings import MODELS, PAPER_PROTOCOL, _is_pretrained
 from mcrt_sklearn.benchmark.storage import _environment, _write_json
+from mcrt_sklearn.benchmark.tasks import task_folds
 from mcrt_sklearn.versions import provenance
 
 __all__ = ["run_benchmark"]
-
-logger = logging.getLogger(__name__)
 
 
 def run_benchmark(
@@ -99,40 +79,14 @@ def run_benchmark(
         ``(model, fold)`` run or reused in this call and ``"run_dir"``.
     """
     t_start = time.perf_counter()
-    log = print if verbose else logger.info
-    models = list(models)
-    unknown = [m for m in models if m not in MODELS]
-    if unknown:
-        raise ValueError(f"unknown model(s) {unknown}; choose from {MODELS}")
-    s = merge_settings(default_settings(fast), settings)
-    s["seed"] = int(random_state)
-    s["_pretrain_on"] = str(pretrain_on)
-    device = _resolve_device(s["device"])
-    lower = s["lower_is_better"]
-    if lower is None:
-        lower = guess_lower_is_better(target)
-    k = int(s["top_k"])
-    transform = s["target_transform"]
-
-    out_dir = Path(out_dir)
-    cache = out_dir / "cache"
-    name = _dataset_name(dataset)
-    tag = f"{name}-{target}" + (f"-{transform}" if transform else "")
-    run_dir = out_dir / tag
-    run_dir.mkdir(parents=True, exist_ok=True)
-
-    t0 = time.perf_counter()
-    ids, structures, table = _load_subset(dataset, data_home, s["max_structures"], s["seed"], target)
-    t_load = time.perf_counter() - t0
-    y = _target_values(table, target, transform)
-    ok = np.isfinite(y)
-    if not ok.all():
-        log(f"leaving out {int((~ok).sum())} structures without a {target} value")
-        ids = [i for i, keep in zip(ids, ok, strict=False) if keep]
-        structures = [st for st, keep in zip(structures, ok, strict=False) if keep]
-        table, y = table[ok].reset_index(drop=True), y[ok]
-    groups = table[group].to_numpy() if group is not None else None
-    folds = make_folds(len(ids), cv, groups, s["seed"])
+    ctx = make_run_context(dataset, target, models, group=group, pretrain_on=pretrain_on,
+                           fast=fast, out_dir=out_dir, data_home=data_home,
+                           random_state=random_state, settings=settings, verbose=verbose)
+    s, log, models, device, lower, k = (ctx.settings, ctx.log, ctx.models, ctx.device,
+                                        ctx.lower, ctx.k)
+    name, transform, ids, y, groups = ctx.name, ctx.transform, ctx.ids, ctx.y, ctx.groups
+    run_dir, inputs, factory = ctx.run_dir, ctx.inputs, ctx.factory
+    folds = task_folds(ctx.task, cv, s["seed"])
     if cv == "paper":  # validation = 10 % of all, held out of the 90 % training part
         frac = PAPER_PROTOCOL["validation_fraction"] / (1 - PAPER_PROTOCOL["test_fraction"])
         s["finetune"] = {**s["finetune"], "validation_fraction": frac}
@@ -141,9 +95,6 @@ def run_benchmark(
         f"{' grouped by ' + group if group else ''}; models: {', '.join(models)}; device {device}")
     _write_json(run_dir / "folds.json", {"ids": ids, "folds": [
         {"train": [ids[i] for i in tr], "test": [ids[i] for i in te]} for tr, te in folds]})
-
-    inputs = _Inputs(ids, structures, s, cache)
-    factory = _ModelFactory(inputs, s, pretrain_on, data_home, cache, device, log)
     fitted, skipped = [], []
     per_model: dict[str, list[dict]] = {}
     for model in models:
@@ -235,7 +186,7 @@ def run_benchmark(
         "settings": {k2: v for k2, v in s.items() if not k2.startswith("_")},
         "device": device,
         "summary": summary,
-        "timings": {"load_seconds": t_load, **inputs.timings,
+        "timings": {"load_seconds": ctx.load_seconds, **inputs.timings,
                     "wall_seconds_this_call": time.perf_counter() - t_start},
         "environment": _environment(),
         "folds_file": "folds.json",
@@ -246,11 +197,7 @@ def run_benchmark(
     table_md = markdown_table(results)
     (run_dir / "results.md").write_text(table_md + "\n")
     if plots:
-        from mcrt_sklearn.plots import parity_plot, radar_plot
-
-        parity_plot(per_model, run_dir / "parity.png",
-                    title=f"{name}: {target}" + (f" ({transform})" if transform else ""))
-        radar_plot(summary, run_dir / "radar.png", k=k, title=f"{name}: {target}")
+        write_plots(results, per_model, run_dir)
     results.update({"fitted": fitted, "skipped": skipped, "run_dir": str(run_dir),
                     "per_model": per_model})
     return results

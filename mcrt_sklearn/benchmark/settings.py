@@ -5,9 +5,11 @@ profile, deep merging of overrides, and the fine-tuning settings of each MCRT va
 from __future__ import annotations
 
 import copy
+import json
+from collections.abc import Sequence
 
 __all__ = ["MODELS", "MCRT_MODELS", "PAPER_PROTOCOL", "default_settings",
-           "merge_settings", "finetune_settings"]
+           "merge_settings", "finetune_settings", "parse_overrides"]
 
 
 #: Model names understood by :func:`run_benchmark`, in table order. ``TrainMean`` and
@@ -124,3 +126,42 @@ def finetune_settings(name: str, settings: dict) -> dict:
     if _is_pretrained(name, settings):
         return {**settings["finetune"], **settings.get("finetune_pretrained", {})}
     return dict(settings["finetune"])
+
+
+def _parse_value(text: str):
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def parse_overrides(items: Sequence[str] | None) -> dict:
+    """Settings overrides from ``--set`` options: ``KEY=VALUE``, dots for nesting.
+
+    Parameters
+    ----------
+    items : sequence of str, optional
+        E.g. ``["finetune.max_epochs=20", "target_transform=log10"]``. A value is read
+        as JSON when it parses (numbers, ``true``, ``null`` …), else kept as a string.
+
+    Returns
+    -------
+    dict
+        Nested overrides for :func:`merge_settings`, e.g.
+        ``{"finetune": {"max_epochs": 20}, "target_transform": "log10"}``.
+    """
+    out: dict = {}
+    for item in items or ():
+        if "=" not in item:
+            raise ValueError(f"--set expects KEY=VALUE (dots for nesting), got {item!r}")
+        key, value = item.split("=", 1)
+        node = out
+        parts = key.split(".")
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+        node[parts[-1]] = _parse_value(value)
+    return out
+
+
+#: The old private name (tests and older scripts use it).
+_parse_sets = parse_overrides
