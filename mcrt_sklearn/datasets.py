@@ -2,8 +2,8 @@
 
 ``load_dataset`` finds a dataset under ``data_home`` (argument, then the environment
 variable ``MCRT_SKLEARN_DATA``, then ``~/.cache/mcrt_sklearn``). The two datasets with a
-public download (``azaphenacenes`` and ``roy``) are fetched, checksum-verified and
-converted into that layout when they are not found locally. The azaphenacene
+public download (``azaphenacenes`` and ``roy``) are fetched with pooch, checksum-verified
+and converted into that layout when they are not found locally. The azaphenacene
 supercells are reduced only to cells verified to tile them (:func:`find_tiling_cell`),
 the rule the shared cells were made with.
 """
@@ -11,6 +11,7 @@ the rule the shared cells were made with.
 from __future__ import annotations
 
 import bz2
+import contextlib
 import gzip
 import hashlib
 import json
@@ -18,6 +19,7 @@ import logging
 import os
 import shutil
 import tempfile
+import urllib.parse
 import urllib.request
 import warnings
 from collections import Counter
@@ -27,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pooch
 from pymatgen.core import Composition, Lattice, Structure
 
 from mcrt_sklearn.errors import InvalidIdError, StructureError
@@ -70,30 +73,86 @@ def get_data_home(data_home: str | os.PathLike | None = None) -> Path:
 # --------------------------------------------------------------------------- download
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+#: Seconds pooch's HTTP downloader waits for the server (connect and each read).
+DOWNLOAD_TIMEOUT = 60.0
 
 
-def _download(url: str, dest: Path, sha256: str | None = None, timeout: float = 60.0) -> Path:
-    """Download ``url`` to ``dest`` atomically, verifying its SHA-256 when given."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=dest.name, suffix=".part")
+def _copy_local_file(url: str, output_file, _pooch=None) -> None:
+    """A pooch downloader for ``file://`` URLs (a local mirror; offline tests)."""
+    source = Path(urllib.request.url2pathname(urllib.parse.urlparse(url).path))
+    with open(source, "rb") as src:
+        if isinstance(output_file, (str, os.PathLike)):
+            with open(output_file, "wb") as out:
+                shutil.copyfileobj(src, out)
+        else:
+            shutil.copyfileobj(src, output_file)
+
+
+def _downloader(url: str):
+    scheme = urllib.parse.urlparse(url).scheme
+    if scheme == "file":
+        return _copy_local_file
+    if scheme in ("http", "https"):
+        return pooch.HTTPDownloader(progressbar=False, timeout=DOWNLOAD_TIMEOUT)
+    raise OSError(f"unsupported URL scheme {scheme!r} in {url}")
+
+
+@contextlib.contextmanager
+def _quiet_pooch():
+    """pooch logs every download (and the hash of each unpinned file) to stderr at INFO."""
+    pooch_logger = pooch.get_logger()
+    level = pooch_logger.level
+    pooch_logger.setLevel(logging.WARNING)
     try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
-            shutil.copyfileobj(resp, out)
-        if sha256 is not None:
-            got = _sha256(Path(tmp))
-            if got != sha256:
-                raise OSError(f"checksum mismatch for {url}: expected {sha256}, got {got}")
-        os.replace(tmp, dest)
+        yield
     finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return dest
+        pooch_logger.setLevel(level)
+
+
+def fetch_file(
+    dataset: str, url: str, folder: str | os.PathLike, fname: str, sha256: str | None = None
+) -> Path:
+    """Download ``url`` to ``folder/fname`` with pooch, verifying its SHA-256 when given.
+
+    ``pooch.retrieve`` streams the download into a temporary file in ``folder``,
+    checks the hash and only then moves it to ``fname``: a failed or corrupted
+    download leaves nothing behind. ``http(s)://`` and ``file://`` URLs are accepted.
+
+    Parameters
+    ----------
+    dataset : str
+        The dataset the file belongs to (named in errors).
+    url : str
+        Where to get the file.
+    folder : path
+        Folder to write into (created when missing).
+    fname : str
+        File name inside ``folder``.
+    sha256 : str, optional
+        Expected hex SHA-256 of the file; None: not verified here.
+
+    Returns
+    -------
+    Path
+        ``folder / fname``.
+
+    Raises
+    ------
+    OSError
+        The download failed or the file's checksum does not match; the message names
+        the dataset and the URL.
+    """
+    downloader = _downloader(url)
+    known_hash = None if sha256 is None else f"sha256:{sha256}"
+    try:
+        with _quiet_pooch():
+            path = pooch.retrieve(url, known_hash=known_hash, fname=fname, path=folder,
+                                  downloader=downloader, progressbar=False)
+    except ValueError as exc:  # pooch's hash mismatch (the temporary file is deleted)
+        raise OSError(f"checksum mismatch for {url} (dataset {dataset!r}): {exc}") from exc
+    except OSError as exc:  # requests' errors are OSErrors, as is a missing local file
+        raise OSError(f"downloading {url} (dataset {dataset!r}) failed: {exc}") from exc
+    return Path(path)
 
 
 def _write_layout(target: Path, structures: dict[str, Structure], table: pd.DataFrame) -> None:
@@ -434,19 +493,25 @@ def convert_azaphenacenes(index_json: dict, frames: Sequence[dict]) -> tuple[dic
 def _download_azaphenacenes(target: Path) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        index = _download(
-            AZAPHENACENES_URL + "Azaphenacenes.json.gz", tmp / "index.json.gz", AZAPHENACENES_SHA256
-        )
+        index = fetch_file("azaphenacenes", AZAPHENACENES_URL + "Azaphenacenes.json.gz", tmp,
+                           "index.json.gz", AZAPHENACENES_SHA256)
         with gzip.open(index, "rt") as fh:
             index_json = json.load(fh)
         n = len(index_json["structures"])
+        # No checksum is pinned per structure file: the files are verified together.
         combined, frames = hashlib.sha256(), []
         for i in range(n):
-            path = _download(AZAPHENACENES_URL + f"structures/Azaphenacenes-{i}.json", tmp / f"{i}.json")
-            combined.update(_sha256(path).encode())
+            path = fetch_file("azaphenacenes",
+                              AZAPHENACENES_URL + f"structures/Azaphenacenes-{i}.json", tmp,
+                              f"{i}.json")
+            combined.update(pooch.file_hash(str(path), alg="sha256").encode())
             frames.append(json.loads(path.read_text()))
         if combined.hexdigest() != AZAPHENACENES_STRUCTURES_SHA256:
-            raise OSError("checksum mismatch for the azaphenacene structure files")
+            raise OSError(
+                f"checksum mismatch for the {n} azaphenacene structure files under "
+                f"{AZAPHENACENES_URL}structures/ (dataset 'azaphenacenes'): combined SHA-256 "
+                f"{combined.hexdigest()}, expected {AZAPHENACENES_STRUCTURES_SHA256}"
+            )
         structures, table = convert_azaphenacenes(index_json, frames)
     _write_layout(target, structures, table)
 
@@ -501,7 +566,7 @@ def convert_roy(text: str) -> tuple[dict, pd.DataFrame]:
 
 def _download_roy(target: Path) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        path = _download(ROY_URL, Path(tmp) / "roy.xyz.bz2", ROY_SHA256)
+        path = fetch_file("roy", ROY_URL, tmp, "roy.xyz.bz2", ROY_SHA256)
         structures, table = convert_roy(bz2.decompress(path.read_bytes()).decode())
     _write_layout(target, structures, table)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import bz2
+import gzip
 import hashlib
 import json
 import shutil
@@ -169,13 +171,104 @@ def test_download_verifies_checksum_and_leaves_no_partial_file(tmp_path):
     src = tmp_path / "payload.bin"
     src.write_bytes(b"molecular crystals")
     good = hashlib.sha256(b"molecular crystals").hexdigest()
-    dest = tmp_path / "out" / "payload.bin"
-    datasets._download(src.as_uri(), dest, good)
-    assert dest.read_bytes() == b"molecular crystals"
-    bad_dest = tmp_path / "out" / "bad.bin"
-    with pytest.raises(OSError, match="checksum mismatch"):
-        datasets._download(src.as_uri(), bad_dest, "0" * 64)
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["payload.bin"]
+    out = tmp_path / "out"
+    path = datasets.fetch_file("roy", src.as_uri(), out, "payload.bin", good)
+    assert path == out / "payload.bin" and path.read_bytes() == b"molecular crystals"
+    with pytest.raises(OSError, match="checksum mismatch") as info:
+        datasets.fetch_file("roy", src.as_uri(), out, "bad.bin", "0" * 64)
+    assert src.as_uri() in str(info.value) and "'roy'" in str(info.value)
+    assert sorted(p.name for p in out.iterdir()) == ["payload.bin"]
+    with pytest.raises(OSError, match="failed") as info:
+        datasets.fetch_file("roy", (tmp_path / "missing").as_uri(), out, "missing.bin")
+    assert (tmp_path / "missing").as_uri() in str(info.value)
+    assert sorted(p.name for p in out.iterdir()) == ["payload.bin"]
+
+
+def test_download_over_http_through_pooch(tmp_path):
+    # pooch's own HTTP downloader, against a server on localhost (no network needed).
+    import functools
+    import http.server
+    import threading
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    served = tmp_path / "served"
+    served.mkdir()
+    (served / "payload.bin").write_bytes(b"molecular crystals")
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(Quiet, directory=str(served)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}/"
+        out = tmp_path / "out"
+        good = hashlib.sha256(b"molecular crystals").hexdigest()
+        path = datasets.fetch_file("roy", url + "payload.bin", out, "payload.bin", good)
+        assert path.read_bytes() == b"molecular crystals"
+        with pytest.raises(OSError, match="checksum mismatch for http://127.0.0.1"):
+            datasets.fetch_file("roy", url + "payload.bin", out, "bad.bin", "0" * 64)
+        with pytest.raises(OSError, match="404") as info:
+            datasets.fetch_file("roy", url + "missing.bin", out, "missing.bin")
+        assert url + "missing.bin" in str(info.value) and "'roy'" in str(info.value)
+        assert sorted(p.name for p in out.iterdir()) == ["payload.bin"]
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+def _roy_extxyz(structure: Structure, name: str) -> str:
+    lat = " ".join(f"{v:.8f}" for v in structure.lattice.matrix.ravel())
+    atoms = "\n".join(f"{site.specie} {x:.8f} {y:.8f} {z:.8f}"
+                      for site, (x, y, z) in zip(structure, structure.cart_coords))
+    return (f"{len(structure)}\nLattice=\"{lat}\" Properties=species:S:1:pos:R:3 "
+            f"spacegroup=\"P 1\" energy=1.5 density=1.2 name={name} type=test "
+            f"pbc=\"T T T\"\n{atoms}\n")
+
+
+def test_roy_download_through_pooch(tmp_path, monkeypatch):
+    # Offline: the "download" is a local bz2 file served through pooch (file://).
+    cell = Structure.from_file(Path(__file__).resolve().parent / "data" / "bad" / "good.cif")
+    src = tmp_path / "src" / "roy.xyz.bz2"
+    src.parent.mkdir()
+    src.write_bytes(bz2.compress(_roy_extxyz(cell, "0001_Y").encode()))
+    monkeypatch.setattr(datasets, "ROY_URL", src.as_uri())
+    home = tmp_path / "home"
+
+    # The pinned checksum is not this file's: a clear error, nothing in the data home.
+    with pytest.raises(DatasetNotFoundError, match="checksum mismatch") as info:
+        load_dataset("roy", data_home=home)
+    assert src.as_uri() in str(info.value) and "'roy'" in str(info.value)
+    assert not home.exists() or not any(home.rglob("*"))
+
+    monkeypatch.setattr(datasets, "ROY_SHA256", hashlib.sha256(src.read_bytes()).hexdigest())
+    ids, structures, table = load_dataset("roy", data_home=home)
+    assert ids == ["roy_0001_Y"] and list(table["relative_energy_kJ_per_mol"]) == [1.5]
+    assert len(structures[0]) == len(cell)
+    assert sorted(p.name for p in home.iterdir()) == ["roy"]
+    assert sorted(p.name for p in (home / "roy").iterdir()) == ["cifs", "properties.csv"]
+
+
+def test_azaphenacene_structure_files_are_verified_together(tmp_path, monkeypatch):
+    # The index has a pinned checksum, the structure files only a combined one.
+    src = tmp_path / "src"
+    (src / "structures").mkdir(parents=True)
+    with gzip.open(src / "Azaphenacenes.json.gz", "wt") as fh:
+        json.dump({"structures": [{}], "properties": {}}, fh)
+    (src / "structures" / "Azaphenacenes-0.json").write_text("{}")
+    monkeypatch.setattr(datasets, "AZAPHENACENES_URL", src.as_uri() + "/")
+    home = tmp_path / "home"
+    with pytest.raises(DatasetNotFoundError, match="checksum mismatch.*Azaphenacenes.json.gz"):
+        load_dataset("azaphenacenes", data_home=home)
+    monkeypatch.setattr(datasets, "AZAPHENACENES_SHA256",
+                        hashlib.sha256((src / "Azaphenacenes.json.gz").read_bytes()).hexdigest())
+    with pytest.raises(DatasetNotFoundError,
+                       match="checksum mismatch for the 1 azaphenacene structure files") as info:
+        load_dataset("azaphenacenes", data_home=home)
+    assert (src.as_uri() + "/structures/") in str(info.value)
+    assert not home.exists() or not any(home.rglob("*"))
 
 
 def test_reduce_supercell_recovers_the_cell(shared_data):
