@@ -161,7 +161,7 @@ def test_missing_dataset_errors(tmp_path):
 
 
 def test_failed_download_is_a_clear_error(tmp_path, monkeypatch):
-    monkeypatch.setattr(datasets, "ROY_URL", (tmp_path / "missing.bz2").as_uri())
+    monkeypatch.setattr(datasets.roy, "ROY_URL", (tmp_path / "missing.bz2").as_uri())
     with pytest.raises(DatasetNotFoundError, match="download failed"):
         load_dataset("roy", data_home=tmp_path)
     assert not (tmp_path / "roy").exists()
@@ -234,7 +234,7 @@ def test_roy_download_through_pooch(tmp_path, monkeypatch):
     src = tmp_path / "src" / "roy.xyz.bz2"
     src.parent.mkdir()
     src.write_bytes(bz2.compress(_roy_extxyz(cell, "0001_Y").encode()))
-    monkeypatch.setattr(datasets, "ROY_URL", src.as_uri())
+    monkeypatch.setattr(datasets.roy, "ROY_URL", src.as_uri())
     home = tmp_path / "home"
 
     # The pinned checksum is not this file's: a clear error, nothing in the data home.
@@ -243,7 +243,8 @@ def test_roy_download_through_pooch(tmp_path, monkeypatch):
     assert src.as_uri() in str(info.value) and "'roy'" in str(info.value)
     assert not home.exists() or not any(home.rglob("*"))
 
-    monkeypatch.setattr(datasets, "ROY_SHA256", hashlib.sha256(src.read_bytes()).hexdigest())
+    monkeypatch.setattr(datasets.roy, "ROY_SHA256",
+                        hashlib.sha256(src.read_bytes()).hexdigest())
     ids, structures, table = load_dataset("roy", data_home=home)
     assert ids == ["roy_0001_Y"] and list(table["relative_energy_kJ_per_mol"]) == [1.5]
     assert len(structures[0]) == len(cell)
@@ -258,11 +259,11 @@ def test_azaphenacene_structure_files_are_verified_together(tmp_path, monkeypatc
     with gzip.open(src / "Azaphenacenes.json.gz", "wt") as fh:
         json.dump({"structures": [{}], "properties": {}}, fh)
     (src / "structures" / "Azaphenacenes-0.json").write_text("{}")
-    monkeypatch.setattr(datasets, "AZAPHENACENES_URL", src.as_uri() + "/")
+    monkeypatch.setattr(datasets.azaphenacenes, "AZAPHENACENES_URL", src.as_uri() + "/")
     home = tmp_path / "home"
     with pytest.raises(DatasetNotFoundError, match="checksum mismatch.*Azaphenacenes.json.gz"):
         load_dataset("azaphenacenes", data_home=home)
-    monkeypatch.setattr(datasets, "AZAPHENACENES_SHA256",
+    monkeypatch.setattr(datasets.azaphenacenes, "AZAPHENACENES_SHA256",
                         hashlib.sha256((src / "Azaphenacenes.json.gz").read_bytes()).hexdigest())
     with pytest.raises(DatasetNotFoundError,
                        match="checksum mismatch for the 1 azaphenacene structure files") as info:
@@ -410,7 +411,7 @@ def test_azaphenacene_conversion_reproduces_the_corrected_cells(shared_data, sid
 def test_azaphenacene_conversion_refuses_a_cell_that_does_not_tile(shared_data, monkeypatch):
     cell = Structure.from_file(shared_data / "azaphenacenes" / "cifs" / "azaphenacene_063.cif")
     frame = _chemiscope_frame(cell * (2, 2, 2))
-    monkeypatch.setattr(datasets, "PRIMITIVE_TOLERANCES", (0.5,))
+    monkeypatch.setattr(datasets.azaphenacenes, "PRIMITIVE_TOLERANCES", (0.5,))
     with pytest.raises(ValueError, match="azaphenacene_063: no primitive reduction"):
         datasets.convert_azaphenacene_frame({}, 63, frame)
 
