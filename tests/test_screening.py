@@ -1,0 +1,278 @@
+"""Screening (issue 18): conformal intervals, ensembles, GP-SOAP, ranking, landscape, suggest.
+
+Tiny data only: synthetic features for the coverage checks, the 54-atom ROY structures of
+``../shared/data`` (31, SOAP / MCRT without images) for the rest.
+"""
+
+from __future__ import annotations
+
+import pickle
+import shutil
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.base import clone
+from sklearn.linear_model import LinearRegression, Ridge
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+
+from mcrt_sklearn.screening import (
+    ConformalRegressor,
+    MCRTEnsembleRegressor,
+    as_samples,
+    calibration_curve,
+    coverage,
+    interval_std,
+    make_gp_soap,
+    mean_width,
+    normal_intervals,
+    plot_landscape,
+    prob_top_k,
+    rank_table,
+    screen,
+    suggest,
+)
+
+pytest.importorskip("mapie")
+
+TARGET = "relative_energy_kJ_per_mol"
+SPECIES = ["H", "C", "N", "O", "S"]
+
+
+def _synthetic(n, sigma=0.5, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, 3))
+    return X, X @ np.array([1.0, -2.0, 0.5]) + sigma * rng.normal(size=n)
+
+
+# -- intervals on synthetic data with a known noise level ----------------------------------
+
+@pytest.mark.parametrize("method", ["split", "cross"])
+def test_conformal_coverage_matches_nominal_on_known_noise(method):
+    sigma, level = 0.5, 0.9
+    X, y = _synthetic(400, sigma, seed=1)
+    Xt, yt = _synthetic(4000, sigma, seed=2)
+    conf = ConformalRegressor(LinearRegression(), method=method, confidence_level=level,
+                              calibration_size=0.5, random_state=0).fit(X, y)
+    pred, lower, upper = conf.predict_interval(Xt)
+    cov = coverage(yt, lower, upper)
+    # calibration on >= 200 scores (sd of the conditional coverage ~ 0.02) + 4000 test points
+    assert abs(cov - level) < 0.05, cov
+    # the exact 90 % interval of N(0, sigma²) has width 2 * 1.645 * sigma
+    assert mean_width(lower, upper) == pytest.approx(2 * 1.6449 * sigma, rel=0.12)
+    assert np.allclose(pred, conf.predict(Xt))
+
+
+def test_calibration_curve_and_normal_intervals_with_true_sigma():
+    sigma = 0.3
+    rng = np.random.default_rng(0)
+    mean = rng.normal(size=5000)
+    y = mean + sigma * rng.normal(size=5000)
+    levels = (0.5, 0.8, 0.9)
+    lower, upper = normal_intervals(mean, np.full(5000, sigma), levels)
+    curve = calibration_curve(y, lower, upper, levels)
+    se = np.sqrt(np.array(levels) * (1 - np.array(levels)) / 5000)
+    assert np.all(np.abs(np.array(curve["coverage"]) - levels) < 4 * se)
+    lo, up = normal_intervals(mean, np.full(5000, sigma), 0.9)
+    assert np.allclose(interval_std(lo, up, 0.9), sigma)
+
+
+def test_conformal_multiple_levels_are_nested():
+    X, y = _synthetic(120, seed=3)
+    conf = ConformalRegressor(Ridge(), confidence_level=[0.5, 0.9], cv=4, random_state=0).fit(X, y)
+    _, lower, upper = conf.predict_interval(X[:10])
+    assert lower.shape == (10, 2)
+    assert np.all(lower[:, 1] <= lower[:, 0]) and np.all(upper[:, 1] >= upper[:, 0])
+    _, lo9, _ = conf.predict_interval(X[:10], confidence_level=0.9)
+    assert np.allclose(lo9, lower[:, 1])
+    with pytest.raises(ValueError, match="not fitted"):
+        conf.predict_interval(X[:2], confidence_level=0.8)
+
+
+def test_too_few_structures_for_the_level_is_a_clear_error():
+    X, y = _synthetic(8)
+    with pytest.raises(ValueError, match="too few"):
+        ConformalRegressor(Ridge(), confidence_level=0.9).fit(X, y)
+
+
+# -- ranking -------------------------------------------------------------------------------
+
+def test_prob_top_k_sums_to_k_and_is_seeded():
+    mean = np.linspace(0, 5, 30)
+    std = np.full(30, 1.0)
+    p = prob_top_k(mean, std, k=5, n_samples=2000, random_state=0)
+    assert p.sum() == pytest.approx(5.0)
+    assert np.array_equal(p, prob_top_k(mean, std, k=5, n_samples=2000, random_state=0))
+    assert p[0] > p[10] > p[-1] >= 0
+    # no spread: exactly the k lowest; properties: the k highest
+    assert np.array_equal(prob_top_k(mean, 0.0, k=3), (np.arange(30) < 3).astype(float))
+    assert np.array_equal(prob_top_k(mean, 0.0, k=3, lower_is_better=False),
+                          (np.arange(30) >= 27).astype(float))
+
+
+def test_rank_table_columns_and_order():
+    table = rank_table(["a", "b", "c"], [3.0, 1.0, 2.0], [2, 0, 1], [4, 2, 3], std=[1, 1, 1],
+                       top_k=2)
+    assert list(table.columns[:7]) == ["id", "prediction", "lower", "upper", "std", "rank",
+                                       "p_top_k"]
+    assert table["id"].tolist() == ["b", "c", "a"]
+    assert table["rank"].tolist() == [1, 2, 3]
+
+
+# -- ensembles -----------------------------------------------------------------------------
+
+def test_ensemble_contract_with_a_plain_regressor():
+    from sklearn.ensemble import RandomForestRegressor
+
+    X, y = _synthetic(60, seed=4)
+    ens = MCRTEnsembleRegressor(RandomForestRegressor(n_estimators=5), n_ensemble=3,
+                                random_state=7)
+    assert ens.get_params()["n_ensemble"] == 3 and ens.get_params()["random_state"] == 7
+    assert clone(ens).get_params()["estimator"].get_params()["n_estimators"] == 5
+    ens.fit(X, y)
+    assert [m.random_state for m in ens.estimators_] == [7, 8, 9]
+    mean, std = ens.predict(X[:5], return_std=True)
+    assert mean.shape == std.shape == (5,) and np.all(std > 0)
+    again = pickle.loads(pickle.dumps(ens))
+    assert np.allclose(again.predict(X[:5]), mean)
+
+
+# -- on real structures (ROY, 54-atom cells) -------------------------------------------------
+
+@pytest.fixture(scope="module")
+def roy_small(shared_data):
+    table = pd.read_csv(shared_data / "roy" / "properties.csv")
+    table = table[table["n_atoms"] <= 54].sample(frac=1.0, random_state=1).reset_index(drop=True)
+    from mcrt_sklearn.datasets import load_dataset
+
+    ids, structures, props = load_dataset("roy", ids=table["id"].tolist())
+    return ids, structures, props[TARGET].to_numpy(float), table
+
+
+def test_mapie_round_trip_with_soap_pipeline(roy_small):
+    from mapie.regression import CrossConformalRegressor, SplitConformalRegressor
+
+    from mcrt_sklearn.baselines import make_krr_soap
+
+    ids, structures, y, _ = roy_small
+    X = as_samples(structures)
+    assert X.shape == (len(structures),) and X[0] is structures[0]
+    pipe = make_krr_soap(alpha=0.1, gamma=1e-3, species=SPECIES)
+    split = SplitConformalRegressor(pipe, confidence_level=0.8, prefit=False)
+    split.fit(X[:14], y[:14]).conformalize(X[14:26], y[14:26])
+    pred, iv = split.predict_interval(X[26:])
+    assert pred.shape == (len(X) - 26,) and iv.shape == (len(X) - 26, 2, 1)
+    assert np.all(iv[:, 0, 0] <= pred) and np.all(pred <= iv[:, 1, 0])
+    cross = CrossConformalRegressor(clone(pipe), confidence_level=0.8, cv=3, random_state=0)
+    cross.fit_conformalize(X[:26], y[:26])
+    pred, iv = cross.predict_interval(X[26:])
+    assert np.all(iv[:, 1, 0] > iv[:, 0, 0])
+
+
+def test_mcrt_records_and_ensemble_inside_mapie(roy_small):
+    from mcrt_sklearn import MCRTFeaturizer, MCRTRegressor
+
+    ids, structures, y, _ = roy_small
+    records = MCRTFeaturizer(images=False).transform(structures[:18])
+    tiny = MCRTRegressor(hid_dim=16, num_blocks=1, num_heads=2, alignn_hidden_dim=8,
+                         alignn_num_conv=1, use_images=False, max_epochs=1, batch_size=8,
+                         accumulate=1, validation_fraction=None, lr=1e-3, random_state=0)
+    ens = MCRTEnsembleRegressor(tiny, n_ensemble=2, random_state=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a 1-epoch network does not converge
+        conf = ConformalRegressor(ens, method="split", confidence_level=0.8,
+                                  calibration_size=0.5, random_state=0).fit(records[:14], y[:14])
+        pred, lower, upper = conf.predict_interval(records[14:])
+        assert pred.shape == (4,) and np.all(lower < upper)
+        fitted = clone(ens).fit(records[:8], y[:8])
+    assert [m.random_state for m in fitted.estimators_] == [3, 4]
+    mean, std = fitted.predict(records[14:], return_std=True)
+    assert mean.shape == (4,) and np.all(std > 0)
+
+
+def test_gp_soap_returns_std(roy_small):
+    ids, structures, y, _ = roy_small
+    gp = make_gp_soap(species=SPECIES).fit(structures[:16], y[:16])
+    mean, std = gp.predict(structures[16:20], return_std=True)
+    assert mean.shape == std.shape == (4,) and np.all(std > 0)
+    assert np.all(np.isfinite(mean))
+
+
+def test_suggest_never_returns_a_labelled_id():
+    X, y = _synthetic(40, seed=5)
+    ids = [f"s{i}" for i in range(40)]
+    labelled = list(range(10))
+    # the pool holds every structure, labelled ones included, and a duplicate id
+    pool_ids = ids + ["s12"]
+    pool = np.vstack([X, X[12:13]])
+    gp = Pipeline([("scale", StandardScaler()), ("gp", make_gp_soap()[-1])])
+    for est in (gp, Ridge()):
+        table = suggest(est, X[labelled], y[labelled], pool, pool_ids,
+                        labelled_ids=[ids[i] for i in labelled], n=8, random_state=0)
+        chosen = table["id"].tolist()
+        assert len(chosen) == 8 == len(set(chosen))
+        assert not set(chosen) & {ids[i] for i in labelled}
+        assert table.attrs["excluded_labelled"] == 11
+    # asking for more than the pool holds returns the whole unlabelled pool
+    table = suggest(Ridge(), X[labelled], y[labelled], pool, pool_ids,
+                    labelled_ids=[ids[i] for i in labelled], n=100)
+    assert sorted(table["id"]) == sorted(ids[10:])
+
+
+def test_landscape_figure_lists_the_known_forms(tmp_path):
+    rng = np.random.default_rng(0)
+    ids = [f"c{i}" for i in range(12)]
+    pred = rng.normal(size=12)
+    fig = plot_landscape(rng.uniform(1.3, 1.5, 12), pred, pred - 1, pred + 1, ids=ids,
+                         top=ids[:3], known=["c4", "t1"], train_density=[1.4, 1.45],
+                         train_value=[0.0, 0.5], train_ids=["t0", "t1"],
+                         path=tmp_path / "landscape.png")
+    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert "known: c4 (predicted)" in labels and "known: t1 (computed)" in labels
+    assert any(label.startswith("predicted top 3") for label in labels)
+    assert any(label.startswith("training") for label in labels)
+    assert (tmp_path / "landscape.png").stat().st_size > 0
+
+
+def _layout(folder, table, src, drop_target=False):
+    (folder / "cifs").mkdir(parents=True)
+    for sid in table["id"]:
+        shutil.copy(src / "cifs" / f"{sid}.cif", folder / "cifs" / f"{sid}.cif")
+    (table.drop(columns=[TARGET]) if drop_target else table).to_csv(
+        folder / "properties.csv", index=False)
+
+
+def test_screen_skips_and_reports_bad_candidates(tmp_path, shared_data, roy_small):
+    from conftest import BAD_DIR
+
+    _, _, _, table = roy_small
+    src = shared_data / "roy"
+    known = table[table["type"] == "known"]["id"].tolist()
+    _layout(tmp_path / "train", table.iloc[:20], src)
+    cand = table.iloc[20:]
+    _layout(tmp_path / "cand", cand, src)
+    bad = ["truncated", "empty", "not_a_cif", "disordered", "close_atoms"]
+    for name in bad:
+        shutil.copy(BAD_DIR / f"{name}.cif", tmp_path / "cand" / "cifs" / f"{name}.cif")
+    (tmp_path / "cand" / "cifs" / "notes.txt").write_text("not a structure")
+    listed = pd.concat([cand, pd.DataFrame({"id": ["missing_cif"]})], ignore_index=True)
+    listed.to_csv(tmp_path / "cand" / "properties.csv", index=False)
+    out = tmp_path / "out"
+    res = screen(tmp_path / "train", TARGET, tmp_path / "cand", model="GP-SOAP", known=known,
+                 top_k=3, out=out, cv=4, interval=0.8, levels=(0.5, 0.8))
+    ranking = pd.read_csv(out / "ranking.csv")
+    assert sorted(ranking["id"]) == sorted(cand["id"])
+    for col in ("id", "prediction", "lower", "upper", "rank", "p_top_k", "observed"):
+        assert col in ranking
+    assert ranking["p_top_k"].sum() == pytest.approx(3.0)
+    skipped = dict(res.skipped["candidates"])
+    assert set(bad) | {"missing_cif", "notes.txt"} <= set(skipped)
+    assert "UnreadableStructureError" in skipped["truncated"]
+    summary = (out / "summary.md").read_text()
+    for name in bad + ["missing_cif", "notes.txt"]:
+        assert f"`{name}`" in summary
+    assert (out / "landscape.png").stat().st_size > 0 and (out / "calibration.png").exists()
+    assert res.coverage is not None and 0.0 <= res.coverage <= 1.0
+    assert "Known forms" in summary and all(f"`{k}`" in summary for k in known)
