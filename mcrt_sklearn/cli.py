@@ -357,6 +357,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=_cmd_embed if name == "embed" else _cmd_explain)
 
     sub.add_parser("benchmark", add_help=False, help=COMMANDS["benchmark"])
+    __import__("mcrt_sklearn.screening.cli", fromlist=["register"]).register(sub)  # screen, suggest
 
     return parser
 

@@ -276,3 +276,27 @@ def test_screen_skips_and_reports_bad_candidates(tmp_path, shared_data, roy_smal
     assert (out / "landscape.png").stat().st_size > 0 and (out / "calibration.png").exists()
     assert res.coverage is not None and 0.0 <= res.coverage <= 1.0
     assert "Known forms" in summary and all(f"`{k}`" in summary for k in known)
+
+
+def test_cli_screen_and_suggest(tmp_path, shared_data, roy_small):
+    from mcrt_sklearn.cli import main
+    from mcrt_sklearn.screening import SCREEN_MODELS
+    from mcrt_sklearn.screening.cli import MODEL_CHOICES
+
+    assert tuple(MODEL_CHOICES) == tuple(SCREEN_MODELS)
+    _, _, _, table = roy_small
+    src = shared_data / "roy"
+    _layout(tmp_path / "train", table.iloc[:16], src)
+    _layout(tmp_path / "cand", table.iloc[16:], src, drop_target=True)
+    known = table[table["type"] == "known"]["id"].tolist()
+    common = ["--train", str(tmp_path / "train"), "--target", TARGET, "--candidates",
+              str(tmp_path / "cand"), "--model", "GP-SOAP"]
+    assert main(["screen", *common, "--interval", "0.8", "--cv", "4", "--top-k", "3",
+                 "--known", *known, "--out", str(tmp_path / "screen")]) == 0
+    ranking = pd.read_csv(tmp_path / "screen" / "ranking.csv")
+    assert len(ranking) == len(table) - 16 and "observed" not in ranking
+    assert (tmp_path / "screen" / "landscape.png").exists()
+    assert not (tmp_path / "screen" / "calibration.png").exists()  # no targets to check
+    assert main(["suggest", *common, "--n", "3", "--out", str(tmp_path / "next")]) == 0
+    chosen = pd.read_csv(tmp_path / "next" / "suggestions.csv")["id"].tolist()
+    assert len(chosen) == 3 and not set(chosen) & set(table["id"].iloc[:16])

@@ -15,31 +15,36 @@ what to compute next (DESIGN §12).
 MAPIE (``pip install 'mcrt_sklearn[screen]'``) is needed only for the conformal parts.
 """
 
-from mcrt_sklearn.screening.ensemble import MCRTEnsembleRegressor
-from mcrt_sklearn.screening.gp import gp_soap_kernel, make_gp_soap
-from mcrt_sklearn.screening.intervals import (
-    DEFAULT_LEVELS,
-    ConformalRegressor,
-    as_samples,
-    calibration_curve,
-    coverage,
-    interval_std,
-    mean_width,
-    normal_intervals,
-    plot_calibration_curve,
-)
-from mcrt_sklearn.screening.landscape import plot_landscape
-from mcrt_sklearn.screening.loading import LandscapeData, load_landscape
-from mcrt_sklearn.screening.models import SCREEN_MODELS, build_model, supports_std
-from mcrt_sklearn.screening.rank import prob_top_k, rank_table
-from mcrt_sklearn.screening.screen import ScreenResult, screen
-from mcrt_sklearn.screening.suggest import acquisition, select_diverse, suggest, suggest_next
+import importlib
 
-__all__ = [
-    "MCRTEnsembleRegressor", "make_gp_soap", "gp_soap_kernel", "ConformalRegressor",
-    "as_samples", "coverage", "mean_width", "calibration_curve", "normal_intervals",
-    "interval_std", "plot_calibration_curve", "DEFAULT_LEVELS", "plot_landscape",
-    "LandscapeData", "load_landscape", "SCREEN_MODELS", "build_model", "supports_std",
-    "prob_top_k", "rank_table", "screen", "ScreenResult", "acquisition", "select_diverse",
-    "suggest", "suggest_next",
-]
+#: public name -> submodule; imported on first use, so that ``mcrt-sklearn --help`` (which
+#: imports :mod:`mcrt_sklearn.screening.cli`) does not load sklearn, scipy and MAPIE.
+_EXPORTS = {
+    "MCRTEnsembleRegressor": "ensemble",
+    "make_gp_soap": "gp", "gp_soap_kernel": "gp", "MedianDistanceScaler": "gp",
+    "ConformalRegressor": "intervals", "as_samples": "intervals", "coverage": "intervals",
+    "mean_width": "intervals", "calibration_curve": "intervals",
+    "normal_intervals": "intervals", "interval_std": "intervals",
+    "plot_calibration_curve": "intervals", "DEFAULT_LEVELS": "intervals",
+    "min_calibration_size": "intervals",
+    "plot_landscape": "landscape",
+    "LandscapeData": "loading", "load_landscape": "loading",
+    "SCREEN_MODELS": "models", "build_model": "models", "supports_std": "models",
+    "prob_top_k": "rank", "rank_table": "rank",
+    "screen": "screen", "ScreenResult": "screen",
+    "acquisition": "suggest", "select_diverse": "suggest", "suggest": "suggest",
+    "suggest_next": "suggest",
+}
+
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name):
+    if name in _EXPORTS:
+        module = importlib.import_module(f"mcrt_sklearn.screening.{_EXPORTS[name]}")
+        return getattr(module, name)
+    raise AttributeError(f"module 'mcrt_sklearn.screening' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + __all__)
