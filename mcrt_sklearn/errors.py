@@ -236,3 +236,41 @@ class CheckpointError(MCRTError, ValueError):
 
 class MissingImageError(MCRTError, ValueError):
     """A model that uses persistence images was given records without images."""
+
+
+class ModelDownloadError(MCRTError, OSError):
+    """A published model could not be fetched into the model cache.
+
+    Parameters
+    ----------
+    message : str
+        What went wrong (the whole message when given alone).
+    url : str, optional
+        Where the file was to come from.
+    file_name : str, optional
+        The file's name.
+    path : str, optional
+        The exact path where a hand-downloaded copy is used from.
+    """
+
+    def __init__(self, message: str, url: str | None = None, file_name: str | None = None,
+                 path: str | None = None):
+        super().__init__(message)
+        self.url = url
+        self.file_name = file_name
+        self.path = None if path is None else str(path)
+
+
+class ModelOfflineError(ModelDownloadError):
+    """The model is not in the cache and cannot be downloaded (no network, or no file URL
+    published): the message names the URL, the file name and the path to put a
+    hand-downloaded copy at."""
+
+
+class ModelHashError(ModelDownloadError):
+    """A downloaded or cached model file does not have the expected sha256 (the one the
+    registry pins, or the one recorded at its first download)."""
+
+
+class UnknownModelError(MCRTError, LookupError):
+    """A name that is not in the registry of published models."""
