@@ -53,7 +53,10 @@ HISTORY: Mapping[str, Mapping[int, str]] = MappingProxyType({
     "alignn-graph": {1: "ALIGNN atom and line graphs"},
     "training-recipe": {1: "AdamW defaults, no clipping, decay on every parameter",
                         2: "the reference recipe (mcrt_sklearn.training)"},
-    "checkpoint": {1: "mcrt_sklearn checkpoint: hparams + state_dict + metadata"},
+    "checkpoint": {1: "mcrt_sklearn checkpoint: hparams + state_dict + metadata (torch .pt)",
+                   2: "safetensors weights + one JSON document (architecture, estimator, "
+                      "provenance) in its header; loading never unpickles; version 1 "
+                      "files still load"},
     "benchmark-results": {1: "mcrt-benchmark-v1 fold files and results.json"},
 })
 

@@ -8,13 +8,18 @@ from pathlib import Path
 
 import pytest
 import torch
+from safetensors import safe_open
 from synthetic_records import random_records
 
 import mcrt_sklearn
 from mcrt_sklearn.data import collate
 from mcrt_sklearn.errors import CheckpointError
 from mcrt_sklearn.model import MCRT, MCRTConfig, load_checkpoint, save_checkpoint
-from mcrt_sklearn.model.checkpoint import config_from_state_dict
+from mcrt_sklearn.model.checkpoint import (
+    config_from_state_dict,
+    is_safetensors,
+    read_checkpoint_metadata,
+)
 
 torch.set_num_threads(2)
 
@@ -213,12 +218,17 @@ def test_own_format_round_trip(tmp_path):
     )
     model = MCRT(cfg).eval()
     path = save_checkpoint(model, tmp_path / "sub" / "mine.pt", extra={"estimator": {"lr": 1e-4}})
-    raw = torch.load(path, weights_only=True)  # plain tensors and values only
+    assert is_safetensors(path)  # safetensors weights + a JSON document, whatever the suffix
+    with safe_open(str(path), framework="pt") as fh:
+        raw = json.loads(fh.metadata()["mcrt_sklearn"])  # plain JSON, no pickle
+        assert set(fh.keys()) == set(model.state_dict())
     assert raw["estimator"] == {"lr": 1e-4}
     with pytest.raises(ValueError, match="state_dict"):
         save_checkpoint(model, tmp_path / "bad.pt", extra={"state_dict": {}})
     assert raw["library_version"] == mcrt_sklearn.__version__
     assert raw["format"] == "mcrt_sklearn" and raw["config"]["n_classes"] == 3
+    assert raw["format_version"] == 2 and raw["provenance"]["versions"]["checkpoint"] == 2
+    assert read_checkpoint_metadata(path)["estimator"] == {"lr": 1e-4}
     loaded = load_checkpoint(path)
     assert loaded.config == model.config
     assert not loaded.training
@@ -267,3 +277,30 @@ def test_trusted_load_survives_classes_of_absent_packages(tmp_path, monkeypatch)
         load_checkpoint(path)
     loaded = load_checkpoint(path, trusted=True)
     assert loaded.config.hid_dim == 16
+
+
+def test_version_1_files_of_ours_keep_loading(tmp_path):
+    """The torch ``.pt`` written before the safetensors format (format version 1) loads
+    with weights_only, and converts to the new format with identical outputs."""
+    from mcrt_sklearn.model.checkpoint import convert_checkpoint
+
+    torch.manual_seed(1)
+    model = MCRT(MCRTConfig(num_blocks=1, hid_dim=16, num_heads=2, alignn_hidden_dim=8,
+                            alignn_num_conv=1, use_images=False, tasks=("regression",))).eval()
+    old = tmp_path / "old.pt"
+    torch.save({"format": "mcrt_sklearn", "format_version": 1, "library_version": "0.1.0",
+                "git_revision": None, "config": model.config.to_dict(),
+                "state_dict": {k: v.clone() for k, v in model.state_dict().items()},
+                "estimator": {"class": "MCRTRegressor", "params": {"lr": 1e-4,
+                                                                   "betas": (0.9, 0.98)}}},
+               old)
+    loaded = load_checkpoint(old)
+    assert loaded.config == model.config
+    assert read_checkpoint_metadata(old)["format_version"] == 1
+    new = convert_checkpoint(old, tmp_path / "new.safetensors")
+    meta = read_checkpoint_metadata(new)
+    assert meta["format_version"] == 2 and meta["estimator"]["class"] == "MCRTRegressor"
+    assert meta["provenance"]["converted_from"]["format"].endswith("(format version 1)")
+    batch = collate(random_records(2, seed=5), require_images=False)
+    a, b = _outputs(model, batch), _outputs(load_checkpoint(new), batch)
+    assert torch.equal(a["regression"], b["regression"])

@@ -4,6 +4,7 @@ cache, a damaged checkpoint. Nothing a user computed is lost or served corrupt."
 from __future__ import annotations
 
 import glob
+import json
 import os
 import pickle
 import signal
@@ -149,12 +150,30 @@ def test_damaged_checkpoints_are_typed_errors_everywhere(tmp_path):
                           alignn_hidden_dim=8, alignn_num_conv=1, use_images=False,
                           max_epochs=1).fit(records, np.arange(len(records), dtype=float))
     # a state dict with a tensor missing is named, not a KeyError deep in torch
-    payload = torch.load(good, weights_only=True)
-    key = sorted(payload["state_dict"])[0]
-    del payload["state_dict"][key]
-    torch.save(payload, tmp_path / "missing.ckpt")
+    from safetensors.torch import load_file, save_file
+
+    from mcrt_sklearn.model.checkpoint import read_checkpoint
+
+    state, meta = read_checkpoint(good)
+    key = sorted(state)[0]
+    del state[key]
+    torch.save({"format": "mcrt_sklearn", "format_version": 1, "config": meta["config"],
+                "state_dict": state}, tmp_path / "missing.ckpt")  # a version-1 file
     with pytest.raises(CheckpointError, match="missing"):
         load_checkpoint(tmp_path / "missing.ckpt")
+    # the same in the safetensors format (its weights checksum left out of the document)
+    from safetensors import safe_open
+
+    with safe_open(str(good), framework="pt") as fh:
+        header = dict(fh.metadata())
+    doc = json.loads(header["mcrt_sklearn"])
+    doc.pop("weights_sha256")
+    header["mcrt_sklearn"] = json.dumps(doc)
+    tensors = load_file(good)
+    del tensors[key]
+    save_file(tensors, tmp_path / "missing.safetensors", metadata=header)
+    with pytest.raises(CheckpointError, match="missing keys"):
+        load_checkpoint(tmp_path / "missing.safetensors")
 
 
 def _records_for_encoder():
