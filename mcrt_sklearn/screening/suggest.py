@@ -47,7 +47,8 @@ def _median_nn_distance(E: np.ndarray) -> float:
         return 1.0
     rng = np.random.default_rng(0)
     rows = rng.choice(n, size=min(n, 500), replace=False)
-    d2 = ((E[rows, None, :] - E[None, :, :]) ** 2).sum(-1)
+    sq = (E ** 2).sum(axis=1)
+    d2 = np.maximum(sq[rows, None] + sq[None, :] - 2.0 * E[rows] @ E.T, 0.0)
     d2[np.arange(len(rows)), rows] = np.inf
     nn = np.sqrt(d2.min(axis=1))
     med = float(np.median(nn[np.isfinite(nn)])) if np.isfinite(nn).any() else 1.0
