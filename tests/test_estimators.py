@@ -97,12 +97,20 @@ def test_same_seed_same_predictions_and_pickle_roundtrip(aza_records, tmp_path):
     assert not np.allclose(pa, c.predict(records[24:32]))
     back = pickle.loads(pickle.dumps(a))
     np.testing.assert_array_equal(back.predict(records[24:32]), pa)
-    # save/load: weights + config + params, loadable with weights_only
+    # save/load: safetensors weights + JSON (config, params, target scaling, provenance)
+    from mcrt_sklearn.model.checkpoint import is_safetensors, read_checkpoint_metadata
+
     path = a.save(tmp_path / "reg.pt")
+    assert is_safetensors(path)
     loaded = MCRTRegressor.load(path)
     np.testing.assert_allclose(loaded.predict(records[24:32]), pa, rtol=1e-6, atol=1e-6)
-    assert loaded.get_params()["lr"] == 1e-3
-    torch.load(path, weights_only=True)
+    assert loaded.get_params() == a.get_params()  # tuples (betas) come back as tuples
+    meta = read_checkpoint_metadata(path)
+    assert meta["estimator"]["fitted"] == {"y_mean": a.y_mean_, "y_std": a.y_std_}
+    prov = meta["provenance"]
+    assert prov["trained_on"]["n_structures"] == 24 and prov["started_from"] is None
+    assert prov["training"]["best_epoch"] == a.best_epoch_
+    assert prov["trained_on"]["first_ids"] == [r.structure_id for r in records[:5]]
     # the saved file is also a network checkpoint the encoder accepts
     emb = MCRTEncoder(checkpoint=path).fit().transform(records[:3])
     assert emb.shape == (3, 32)

@@ -292,12 +292,46 @@ def check_records(X, name: str, allow_empty: bool = False) -> list[MCRTInput]:
     return X
 
 
+def checkpoint_source(spec, path) -> dict[str, Any]:
+    """Provenance of a starting checkpoint: what was asked for (a path, a published
+    model's name or a URL), the file it resolved to, and that file's sha256 (the one
+    recorded at its download for a fetched model)."""
+    from pathlib import Path
+
+    from mcrt_sklearn.model.checkpoint import file_sha256
+
+    path = Path(path)
+    side = path.with_name(path.name + ".sha256")
+    digest = side.read_text().split()[0] if side.is_file() else file_sha256(path)
+    return {"checkpoint": str(spec), "file": path.name, "sha256": digest}
+
+
+def data_summary(X: Sequence[MCRTInput]) -> dict[str, Any]:
+    """What an estimator was trained on, for the provenance of a saved model: the number
+    of structures, a sha256 of their ids in order, the first ids and the elements."""
+    import hashlib
+
+    from mcrt_sklearn.domain import fitted_elements
+
+    ids = [str(r.structure_id) for r in X]
+    return {"n_structures": len(ids),
+            "structure_ids_sha256": hashlib.sha256("\n".join(ids).encode()).hexdigest(),
+            "first_ids": ids[:5], "elements": list(fitted_elements(X))}
+
+
 def build_network(est, tasks: Sequence[str], n_classes: int = 0) -> MCRT:
-    """The network of an estimator: from ``est.checkpoint`` or from its architecture params."""
+    """The network of an estimator: from ``est.checkpoint`` (a path, a published model's
+    name or an http(s) URL, resolved here, at fit time) or from its architecture params.
+    Sets ``est.started_from_`` (the checkpoint's provenance, or None)."""
     if est.checkpoint is not None:
-        network = load_checkpoint(est.checkpoint, trusted=est.trusted)
+        from mcrt_sklearn.pretrained import resolve_checkpoint
+
+        path = resolve_checkpoint(est.checkpoint)
+        network = load_checkpoint(path, trusted=est.trusted)
         network.set_tasks(tuple(tasks), n_classes=n_classes or None)
+        est.started_from_ = checkpoint_source(est.checkpoint, path)
         return network
+    est.started_from_ = None
     config = MCRTConfig(
         **{p: getattr(est, p) for p in ARCH_PARAMS},
         tasks=tuple(tasks),

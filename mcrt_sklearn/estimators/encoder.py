@@ -24,13 +24,17 @@ class MCRTEncoder(TransformerMixin, BaseEstimator):
 
     Parameters
     ----------
-    checkpoint : path, optional
-        Network to load (published MCRT weights, a reference Lightning file, or one of
-        ours, e.g. from ``MCRTPretrainer.save`` or ``MCRTRegressor.save``). ``None``:
-        a randomly initialised network from the architecture parameters (seeded by
+    checkpoint : str or path, optional
+        Network to load: a file (a reference Lightning checkpoint, or one of ours, e.g.
+        from ``MCRTPretrainer.save``, ``MCRTRegressor.save`` or ``mcrt-sklearn models
+        convert``), the name of a published model (``"mcrt-pretrained"``, see
+        :func:`mcrt_sklearn.pretrained.list_models`) or an http(s) URL; names and URLs
+        are downloaded once into the model cache, at ``fit``. ``None``: a randomly
+        initialised network from the architecture parameters (seeded by
         ``random_state``) — useful only as a baseline.
     trusted : bool
-        Allow full unpickling of a checkpoint that needs it.
+        Allow full unpickling of a checkpoint that needs it (the published reference
+        files do; a converted file never does).
     output : {"cls", "raw_cls", "atoms_mean"}
         ``"cls"``: pooler output tanh(dense(token 0)); ``"raw_cls"``: token 0 after the
         final LayerNorm; ``"atoms_mean"``: mean of the atom-token outputs.
@@ -51,6 +55,8 @@ class MCRTEncoder(TransformerMixin, BaseEstimator):
         The network, in eval mode.
     n_features_out_ : int
         Embedding size (``hid_dim``).
+    started_from_ : dict or None
+        The checkpoint asked for, the file it resolved to and its sha256.
     """
 
     def __init__(

@@ -19,6 +19,7 @@ from mcrt_sklearn.estimators._net import (
     build_network,
     check_accumulation,
     check_records,
+    data_summary,
     make_callbacks,
     module_device,
     net_class_and_device,
@@ -196,7 +197,9 @@ class MCRTPretrainer(BaseEstimator):
         APC: distinct pairs, as many of each kind (reference), or ``n_pairs // 2`` of
         each kind drawn with repetition (this package's earlier rule).
     checkpoint, trusted
-        Continue pre-training from a checkpoint instead of a fresh network.
+        Continue pre-training from a checkpoint instead of a fresh network: a file, a
+        published model's name (``"mcrt-pretrained"``) or an http(s) URL, resolved at
+        ``fit``; ``trusted`` allows full unpickling of a file that needs it.
     hid_dim, num_blocks, num_heads, mlp_ratio, alignn_hidden_dim, alignn_num_conv, drop_rate, use_images, positional
         Architecture (reference config names).
     lr, weight_decay, betas, eps, param_groups, lr_mult, schedule, warmup, end_lr, decay_power, accumulate, gradient_clip, max_epochs, validation_fraction, early_stopping, patience, shuffle_atoms, pad_to, recalibrate_batchnorm, random_state, device, verbose, callbacks, accelerator
@@ -375,10 +378,19 @@ class MCRTPretrainer(BaseEstimator):
                                       self.pad_to, require)
         self.network_ = network.eval()
         self.history_ = self.net_.history
+        self.training_provenance_ = {
+            "origin": "pretrain", "estimator": type(self).__name__,
+            "trained_on": {**data_summary(X), "validation_fraction": self.validation_fraction},
+            "training": {"tasks": list(tasks), "epochs_run": len(self.history_),
+                         "mask_rule": self.mask_rule, "pair_rule": self.pair_rule},
+            "started_from": self.started_from_,
+        }
         return self
 
     def save(self, path: str | os.PathLike) -> Path:
-        """Write the pre-trained network as a checkpoint (weights + config, weights_only
-        loadable) that ``MCRTEncoder``/``MCRTRegressor(checkpoint=path)`` accept."""
+        """Write the pre-trained network as a checkpoint (safetensors weights + JSON:
+        architecture, heads, provenance — what it was pre-trained on and how; loads
+        without unpickling) that ``MCRTEncoder``/``MCRTRegressor(checkpoint=path)`` accept."""
         check_is_fitted(self, "network_")
-        return save_checkpoint(self.network_, path)
+        return save_checkpoint(self.network_, path,
+                               provenance=getattr(self, "training_provenance_", None))

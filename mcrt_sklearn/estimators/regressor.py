@@ -34,6 +34,7 @@ from mcrt_sklearn.estimators._net import (
     build_network,
     check_accumulation,
     check_records,
+    data_summary,
     make_callbacks,
     module_device,
     net_class_and_device,
@@ -42,7 +43,11 @@ from mcrt_sklearn.estimators._net import (
     seeded,
     split_validation,
 )
-from mcrt_sklearn.model.checkpoint import load_checkpoint, save_checkpoint
+from mcrt_sklearn.model.checkpoint import (
+    load_checkpoint,
+    read_checkpoint_metadata,
+    save_checkpoint,
+)
 from mcrt_sklearn.training import RegressionLoss
 
 __all__ = ["MCRTRegressor", "MCRTClassifier"]
@@ -212,6 +217,14 @@ class _MCRTFineTuner(BaseEstimator):
         stopper = dict(self.net_.callbacks_).get("early_stopping")
         restored = int(stopper.best_epoch_) if stopper is not None else 0
         self.best_epoch_ = restored or len(self.history_)
+        self.training_provenance_ = {
+            "origin": "fit", "estimator": type(self).__name__,
+            "trained_on": {**data_summary(X), "validation_fraction": self.validation_fraction},
+            "training": {"epochs_run": len(self.history_), "best_epoch": self.best_epoch_,
+                         "train_loss_of_best_epoch":
+                             float(self.history_[self.best_epoch_ - 1, "train_loss"])},
+            "started_from": self.started_from_,
+        }
         self._check_training()
         return self
 
@@ -237,32 +250,45 @@ class _MCRTFineTuner(BaseEstimator):
         pass
 
     def save(self, path: str | os.PathLike) -> Path:
-        """Save the fitted network, its config and the estimator's parameters.
+        """Save the fitted network and the estimator: safetensors weights + one JSON
+        document (architecture, the estimator's parameters, its fitted state — target
+        scaling or classes —, the library version and the provenance: what it was trained
+        on, how, and what it started from).
 
-        The file loads with ``torch.load(weights_only=True)``; it is also a checkpoint
-        that :func:`~mcrt_sklearn.load_checkpoint`, ``MCRTEncoder(checkpoint=...)`` and
+        Loading it never unpickles; it is also a checkpoint that
+        :func:`~mcrt_sklearn.load_checkpoint`, ``MCRTEncoder(checkpoint=...)`` and
         ``MCRTRegressor(checkpoint=...)`` accept.
         """
         check_is_fitted(self, "net_")
         params = {k: v for k, v in self.get_params().items() if _plain(v)}
         params["checkpoint"] = None
+        seen = getattr(self, "elements_seen_", None)
         extra = {"estimator": {"class": type(self).__name__, "params": params,
                                "fitted": self._fitted_state(),
-                               "elements_seen": list(self.elements_seen_)}}
-        return save_checkpoint(self.network_, path, extra=extra)
+                               "elements_seen": None if seen is None else list(seen)}}
+        return save_checkpoint(self.network_, path, extra=extra,
+                               provenance=getattr(self, "training_provenance_", None))
 
     @classmethod
     def load(cls, path: str | os.PathLike, device: str | None = None):
-        """Load an estimator written by :meth:`save`, ready to predict.
+        """Load an estimator written by :meth:`save` (or converted from a published
+        fine-tuned model, :func:`mcrt_sklearn.pretrained.convert`), ready to predict.
 
-        ``device`` overrides the saved ``device`` parameter (e.g. ``"cuda"``).
+        ``path`` may be a file (safetensors + JSON, or a version-1 ``.pt`` of ours), a
+        published model's name or an http(s) URL. ``device`` overrides the saved
+        ``device`` parameter (e.g. ``"cuda"``).
         """
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        from mcrt_sklearn.pretrained import resolve_checkpoint
+
+        path = resolve_checkpoint(path)
+        payload = read_checkpoint_metadata(path)
         meta = payload.get("estimator") if isinstance(payload, dict) else None
         if not meta or meta.get("class") != cls.__name__:
             found = meta.get("class") if meta else "a bare network checkpoint"
             raise CheckpointError(f"{path}: holds {found}, not a saved {cls.__name__}")
-        est = cls(**meta["params"])
+        # JSON has no tuples: betas, tasks … come back as lists
+        est = cls(**{k: tuple(v) if isinstance(v, list) else v
+                     for k, v in meta["params"].items()})
         if device is not None:
             est.set_params(device=device)
         network = load_checkpoint(path)
@@ -274,6 +300,8 @@ class _MCRTFineTuner(BaseEstimator):
         est._set_fitted_state(meta["fitted"])
         seen = meta.get("elements_seen")  # absent from files saved before it was kept
         est.elements_seen_ = None if seen is None else tuple(seen)
+        stored = payload.get("provenance")
+        est.training_provenance_ = dict(stored) if isinstance(stored, dict) else None
         return est
 
 
@@ -282,10 +310,13 @@ class MCRTRegressor(RegressorMixin, _MCRTFineTuner):
 
     Parameters
     ----------
-    checkpoint : path, optional
-        Start from this checkpoint (the published MCRT weights, a reference Lightning
-        file, or one of ours, e.g. from :class:`MCRTPretrainer`). ``None``: a fresh
-        network built from the architecture parameters below (MCRTp, no pre-training).
+    checkpoint : str or path, optional
+        Start from this checkpoint: a file (a reference Lightning file, or one of ours,
+        e.g. from :class:`MCRTPretrainer` or ``mcrt-sklearn models convert``), the name of
+        a published model (``"mcrt-pretrained"``: the paper's weights, see
+        :func:`mcrt_sklearn.pretrained.list_models`) or an http(s) URL, downloaded once
+        into the model cache at ``fit``. ``None``: a fresh network built from the
+        architecture parameters below (MCRTp, no pre-training).
     trusted : bool
         Allow full unpickling of a checkpoint that needs it (see ``load_checkpoint``).
     hid_dim, num_blocks, num_heads, mlp_ratio, alignn_hidden_dim, alignn_num_conv, drop_rate
