@@ -2,8 +2,9 @@
 
 Every structure of a landscape has its computed value; a campaign pretends not to know
 them. It starts from ``--init`` random labels and adds ``--batch`` per round, chosen either
-by the acquisition of :func:`mcrt_sklearn.screening.suggest` (lower confidence bound for
-energies, upper for properties, with diversity in the model's embedding) or at random.
+by the acquisition of :func:`mcrt_sklearn.screening.suggest` (lower confidence bound
+for energies, upper for properties, with diversity in the model's embedding) or at
+random.
 After each round it records
 
 - ``top_recovered``: how many of the landscape's true ``--top`` best structures are
@@ -48,10 +49,10 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from mcrt_sklearn.screening.acquire import suggest  # noqa: E402
 from mcrt_sklearn.screening.loading import featurize_reporting  # noqa: E402
 from mcrt_sklearn.screening.models import build_model  # noqa: E402
-from mcrt_sklearn.screening.screen import default_lower_is_better  # noqa: E402
-from mcrt_sklearn.screening.suggest import suggest  # noqa: E402
+from mcrt_sklearn.screening.workflow import default_lower_is_better  # noqa: E402
 
 log = logging.getLogger("active_learning")
 

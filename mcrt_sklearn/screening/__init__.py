@@ -8,9 +8,13 @@ what to compute next (DESIGN §12).
 - :mod:`~mcrt_sklearn.screening.gp`: :func:`make_gp_soap` (GP-SOAP);
 - :mod:`~mcrt_sklearn.screening.rank`: the ranking table and P(top-k);
 - :mod:`~mcrt_sklearn.screening.landscape`: the energy–density figure;
-- :mod:`~mcrt_sklearn.screening.suggest`: LCB / UCB acquisition with diversity;
-- :mod:`~mcrt_sklearn.screening.screen`: :func:`screen`, the Python face of
-  ``mcrt-sklearn screen``; :func:`suggest_next` that of ``mcrt-sklearn suggest``.
+- :mod:`~mcrt_sklearn.screening.acquire`: LCB / UCB acquisition with diversity,
+  :func:`suggest` and :func:`suggest_next` (the Python face of ``mcrt-sklearn suggest``);
+- :mod:`~mcrt_sklearn.screening.workflow`: :func:`screen`, the Python face of
+  ``mcrt-sklearn screen``.
+
+(No module is named like a function it exports: with lazy exports, ``from
+mcrt_sklearn.screening import screen`` would otherwise return the module.)
 
 MAPIE (``pip install 'mcrt_sklearn[screen]'``) is needed only for the conformal parts.
 """
@@ -31,9 +35,9 @@ _EXPORTS = {
     "LandscapeData": "loading", "load_landscape": "loading",
     "SCREEN_MODELS": "models", "build_model": "models", "supports_std": "models",
     "prob_top_k": "rank", "rank_table": "rank",
-    "screen": "screen", "ScreenResult": "screen",
-    "acquisition": "suggest", "select_diverse": "suggest", "suggest": "suggest",
-    "suggest_next": "suggest",
+    "screen": "workflow", "ScreenResult": "workflow",
+    "acquisition": "acquire", "select_diverse": "acquire", "suggest": "acquire",
+    "suggest_next": "acquire", "predictive_std": "acquire", "embedding_of": "acquire",
 }
 
 __all__ = list(_EXPORTS)

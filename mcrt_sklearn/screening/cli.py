@@ -72,7 +72,7 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def _cmd_screen(args) -> int:
-    from mcrt_sklearn.screening.screen import screen
+    from mcrt_sklearn.screening.workflow import screen
 
     res = screen(args.train, args.target, args.candidates, model=args.model,
                  interval=args.interval, known=args.known or (), top_k=args.top_k, out=args.out,
@@ -91,7 +91,7 @@ def _cmd_screen(args) -> int:
 
 
 def _cmd_suggest(args) -> int:
-    from mcrt_sklearn.screening.suggest import suggest_next
+    from mcrt_sklearn.screening.acquire import suggest_next
 
     table, skipped = suggest_next(args.train, args.target, args.candidates, model=args.model,
                                   n=args.n, lower_is_better=_direction(args), kappa=args.kappa,

@@ -228,7 +228,7 @@ def suggest_next(
     from pathlib import Path
 
     from mcrt_sklearn.screening.loading import skipped_lines
-    from mcrt_sklearn.screening.screen import _prepare
+    from mcrt_sklearn.screening.workflow import _prepare
 
     prep = _prepare(train_dir, target, candidates_dir, model, model_params, featurizer_params,
                     cache_dir, n_jobs, random_state, lower_is_better, keep_unlabelled=True)
