@@ -397,13 +397,27 @@ def _request_errors():
     return requests.exceptions
 
 
+def _is_loopback(url: str) -> bool:
+    import ipaddress
+
+    host = (urlparse(url).hostname or "").lower()
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def _download(url: str, path: Path, known_hash: str | None, info: ModelInfo, progress: bool,
               retries: int, timeout: float | None) -> None:
     """``url`` → ``path`` through pooch (temporary file, hash check, rename)."""
     import pooch
 
     exc = _request_errors()
-    kwargs = {} if timeout is None else {"timeout": timeout}
+    kwargs: dict[str, Any] = {} if timeout is None else {"timeout": timeout}
+    if _is_loopback(url):  # a proxy from the environment cannot reach this machine
+        kwargs["proxies"] = {"http": "", "https": ""}
     if url.startswith("doi:"):
         downloader = pooch.DOIDownloader(progressbar=progress, **kwargs)
     else:
