@@ -21,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+from mcrt_sklearn._paths import shared_data_dir
+
 
 def _load(data: Path, n: int, seed: int):
     import pandas as pd
@@ -40,9 +42,8 @@ def _timed(fn, *a, **kw):
 
 
 def main(argv=None):
-    here = Path(__file__).resolve()
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--data", type=Path, default=here.parents[2] / "shared" / "data" / "azaphenacenes")
+    p.add_argument("--data", type=Path, default=shared_data_dir() / "azaphenacenes")
     p.add_argument("--n", type=int, default=100, help="crystals to time on")
     p.add_argument("--epochs", type=int, default=1, help="epochs actually run per network")
     p.add_argument("--models", default="rf,krr,cgcnn,ct,alignn")

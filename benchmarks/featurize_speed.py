@@ -24,10 +24,10 @@ import argparse
 import csv
 import time
 from collections import defaultdict
-from pathlib import Path
 
 import numpy as np
 
+from mcrt_sklearn._paths import shared_data_dir
 from mcrt_sklearn.featurizers.neighbors import (
     angle_features,
     knn_graph,
@@ -36,7 +36,7 @@ from mcrt_sklearn.featurizers.neighbors import (
 )
 from mcrt_sklearn.structures import read_structure
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+DATA = shared_data_dir()
 
 
 # ---------------------------------------------------------------- baseline (loops)

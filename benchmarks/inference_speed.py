@@ -45,7 +45,9 @@ from pathlib import Path
 
 import numpy as np
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+from mcrt_sklearn._paths import shared_data_dir
+
+DATA = shared_data_dir()
 
 
 def load_records(n_crystals: int, data: Path = DATA):

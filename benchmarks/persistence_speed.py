@@ -53,6 +53,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mcrt_sklearn._paths import shared_data_dir
 from mcrt_sklearn.featurizers.persistence import (
     FAST_TOTAL_CALIBRATION,
     compute_persistence_image,
@@ -61,7 +62,7 @@ from mcrt_sklearn.featurizers.persistence import (
     supercell_points,
 )
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+DATA = shared_data_dir()
 EXAMPLES = DATA / "mcrt_examples"
 #: Folders the ``--unseen`` crystals are drawn from (not the fixture).
 UNSEEN_SOURCES = ("pretrain_corpus", "azaphenacenes", "roy", "x23")

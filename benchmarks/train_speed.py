@@ -16,9 +16,10 @@ import argparse
 import multiprocessing as mp
 import resource
 import time
-from pathlib import Path
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+from mcrt_sklearn._paths import shared_data_dir
+
+SHARED = shared_data_dir()
 
 SIZES = {
     "small": dict(hid_dim=256, num_blocks=4, num_heads=8, alignn_hidden_dim=64, alignn_num_conv=2),

@@ -6,8 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from mcrt_sklearn._paths import shared_data_dir
+
 REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data"
+SHARED_DATA = shared_data_dir()
 BAD_DIR = REPO / "tests" / "data" / "bad"
 
 

@@ -13,7 +13,6 @@ import pickle
 import subprocess
 import sys
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -24,9 +23,10 @@ torch.set_num_threads(1)
 from sklearn.base import clone  # noqa: E402
 from sklearn.model_selection import GridSearchCV, KFold, cross_val_score  # noqa: E402
 
+from mcrt_sklearn._paths import shared_data_dir  # noqa: E402
 from mcrt_sklearn.errors import StructureError  # noqa: E402
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+DATA = shared_data_dir()
 AZA = DATA / "azaphenacenes"
 CT = DATA / "crystal_twins"
 X23 = DATA / "x23"

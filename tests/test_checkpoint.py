@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import fractions
 import json
-from pathlib import Path
 
 import pytest
 import torch
@@ -12,6 +11,7 @@ from safetensors import safe_open
 from synthetic_records import random_records
 
 import mcrt_sklearn
+from mcrt_sklearn._paths import shared_data_dir
 from mcrt_sklearn.data import collate
 from mcrt_sklearn.errors import CheckpointError
 from mcrt_sklearn.model import MCRT, MCRTConfig, load_checkpoint, save_checkpoint
@@ -23,7 +23,7 @@ from mcrt_sklearn.model.checkpoint import (
 
 torch.set_num_threads(2)
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+DATA = shared_data_dir()
 PARITY = DATA / "reference_parity"
 SMALL = PARITY / "reference_small.ckpt"
 MANIFEST = PARITY / "pretrained_state_dict_manifest.json"

@@ -322,6 +322,14 @@ def test_checkout_data_is_found_without_configuration(shared_data, monkeypatch, 
     assert not (tmp_path / ".cache").exists()  # read in place, nothing downloaded or copied
 
 
+def test_shared_data_dir_is_beside_the_checkout():
+    # One spelling of ../shared/data: the package's (this checkout's, editable install).
+    from mcrt_sklearn._paths import shared_data_dir
+
+    assert shared_data_dir() == Path(__file__).resolve().parents[2] / "shared" / "data"
+    assert datasets.CHECKOUT_DATA == shared_data_dir()
+
+
 def test_dataset_folder_and_benchmark_subset_use_checkout_data(shared_data, monkeypatch, tmp_path):
     from mcrt_sklearn.benchmark import _load_subset
 

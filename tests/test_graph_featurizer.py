@@ -21,6 +21,7 @@ import pytest
 from pymatgen.core import Lattice, Structure
 from sklearn.base import clone
 
+from mcrt_sklearn._paths import shared_data_dir
 from mcrt_sklearn.errors import (
     FeaturizationError,
     StructureError,
@@ -33,7 +34,7 @@ from mcrt_sklearn.featurizers.neighbors import angle_features, knn_graph, line_g
 from mcrt_sklearn.featurizers.record import MCRTInput
 from mcrt_sklearn.structures import read_structure
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+DATA = shared_data_dir()
 PARITY = DATA / "reference_parity" / "reference_inputs.json"
 EXAMPLES = DATA / "mcrt_examples" / "cifs"
 

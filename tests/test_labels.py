@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,6 +12,7 @@ from pymatgen.core import Composition, Lattice, Structure
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
+from mcrt_sklearn._paths import shared_data_dir
 from mcrt_sklearn.featurizers import labels
 from mcrt_sklearn.featurizers.labels import (
     SEP_COLUMNS,
@@ -26,7 +26,7 @@ from mcrt_sklearn.featurizers.labels import (
     symmetry_elements_from_spacegroup,
 )
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+SHARED_DATA = shared_data_dir()
 SYMMETRY_DIR = SHARED_DATA / "symmetry"
 CORPUS_DIR = SHARED_DATA / "pretrain_corpus"
 

@@ -4,20 +4,20 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from synthetic_records import random_records
 
+from mcrt_sklearn._paths import shared_data_dir
 from mcrt_sklearn.data import collate
 from mcrt_sklearn.errors import MissingImageError
 from mcrt_sklearn.model import MCRT, MCRTConfig, attention_rollout, cls_rollout, load_checkpoint
 
 torch.set_num_threads(2)
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+DATA = shared_data_dir()
 PARITY = DATA / "reference_parity"
 EXAMPLES = DATA / "mcrt_examples"
 OUTPUT_KEYS = ("cls_feats", "raw_cls_feats", "regression", "graph_feats")

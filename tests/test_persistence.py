@@ -4,11 +4,11 @@ diagrams, fast mode, and the matminer / scikit-learn featurizer."""
 from __future__ import annotations
 
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest
 
+from mcrt_sklearn._paths import shared_data_dir
 from mcrt_sklearn.featurizers import persistence as pi
 from mcrt_sklearn.featurizers.persistence import (
     PersistenceImageFeaturizer,
@@ -19,7 +19,7 @@ from mcrt_sklearn.featurizers.persistence import (
     supercell_points,
 )
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+DATA = shared_data_dir()
 EXAMPLES = DATA / "mcrt_examples"
 ALL_IDS = ["5A_CSP_1", "5A_CSP_2", "5A_CSP_3", "5A_CSP_4", "5A_CSP_5", "BENZEN"]
 # 5A_CSP_1: a plain case; 5A_CSP_4: needs the float32 tie rule (1.6 % pixel error without).

@@ -7,13 +7,13 @@ import dataclasses
 import json
 import math
 import re
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from synthetic_records import random_records
 
+from mcrt_sklearn._paths import shared_data_dir
 from mcrt_sklearn.data import collate
 from mcrt_sklearn.model import MCRT, MCRTConfig, load_checkpoint
 from mcrt_sklearn.training import (
@@ -26,7 +26,7 @@ from mcrt_sklearn.training import (
 
 torch.set_num_threads(2)
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+DATA = shared_data_dir()
 PARITY = DATA / "reference_parity"
 EXAMPLES = DATA / "mcrt_examples"
 TRACE = PARITY / "reference_training_trace.json"

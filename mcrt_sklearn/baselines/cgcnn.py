@@ -31,6 +31,7 @@ import torch
 from pymatgen.core import Structure
 from torch import nn
 
+from mcrt_sklearn._paths import shared_data_dir
 from mcrt_sklearn.baselines._skorch import GraphBatch, GraphRegressorBase
 from mcrt_sklearn.featurizers.batch import structure_fingerprint
 from mcrt_sklearn.structures import read_structure
@@ -57,7 +58,7 @@ def default_shared_data() -> Path:
     env = os.environ.get("MCRT_SKLEARN_DATA")
     if env:
         return Path(env)
-    return Path(__file__).resolve().parents[3] / "shared" / "data"
+    return shared_data_dir()
 
 
 def _atom_init_path(path=None) -> Path:

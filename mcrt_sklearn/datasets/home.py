@@ -7,13 +7,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from mcrt_sklearn._paths import shared_data_dir
+
 __all__ = ["ENV_DATA_HOME", "CHECKOUT_DATA", "DatasetNotFoundError", "DatasetInfo",
            "get_data_home"]
 
 ENV_DATA_HOME = "MCRT_SKLEARN_DATA"
 #: In a development checkout the project's data folder sits beside the repository; it is
 #: read (never written) when neither ``data_home`` nor ``$MCRT_SKLEARN_DATA`` is given.
-CHECKOUT_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
+CHECKOUT_DATA = shared_data_dir()
 
 
 class DatasetNotFoundError(FileNotFoundError):

@@ -8,14 +8,18 @@ from pathlib import Path
 
 import numpy as np
 
+from mcrt_sklearn._paths import shared_data_dir
 from mcrt_sklearn.featurizers.labels.symmetry import SEP_COLUMNS
 
 FREQUENCY_FILE = "symmetry_element_frequencies_csd.csv"
 
 
 def default_symmetry_data_dir() -> Path:
-    """``<checkout>/../shared/data/symmetry`` (only used when no path is given)."""
-    return Path(__file__).resolve().parents[3].parent / "shared" / "data" / "symmetry"
+    """``<checkout>/../shared/data/symmetry``, used only when no path is given.
+
+    See :func:`mcrt_sklearn._paths.shared_data_dir` (meaningful in a checkout only).
+    """
+    return shared_data_dir() / "symmetry"
 
 
 def load_symmetry_frequencies(path: str | Path | None = None) -> np.ndarray:
