@@ -65,6 +65,31 @@ def test_conformal_coverage_matches_nominal_on_known_noise(method):
     assert np.allclose(pred, conf.predict(Xt))
 
 
+def _grouped(n_groups, per_group, seed):
+    """y = x·w + offset of the group + noise; features: x and a code of the group that a
+    nearest-neighbour model memorises for groups it has seen, and cannot use for new ones."""
+    rng = np.random.default_rng(seed)
+    g = np.repeat(np.arange(n_groups), per_group)
+    x = rng.normal(size=(len(g), 2))
+    code = rng.normal(size=(n_groups, 4))[g] * 10.0
+    y = x @ np.array([0.3, -0.3]) + rng.normal(size=n_groups)[g] + 0.2 * rng.normal(size=len(g))
+    return np.hstack([x, code]), y, g
+
+
+def test_group_calibration_covers_new_groups():
+    from sklearn.neighbors import KNeighborsRegressor
+
+    X, y, g = _grouped(60, 5, seed=0)
+    Xt, yt, _ = _grouped(300, 3, seed=1)  # new groups only
+    knn = KNeighborsRegressor(n_neighbors=3)
+    plain = ConformalRegressor(knn, confidence_level=0.9, cv=5, random_state=0).fit(X, y)
+    grouped = ConformalRegressor(knn, confidence_level=0.9, cv=5).fit(X, y, groups=g)
+    cov_plain = coverage(yt, *plain.predict_interval(Xt)[1:])
+    cov_grouped = coverage(yt, *grouped.predict_interval(Xt)[1:])
+    # random folds calibrate for new members of seen groups: far too narrow for new groups
+    assert cov_plain < 0.75 < 0.84 < cov_grouped < 0.97, (cov_plain, cov_grouped)
+
+
 def test_calibration_curve_and_normal_intervals_with_true_sigma():
     sigma = 0.3
     rng = np.random.default_rng(0)

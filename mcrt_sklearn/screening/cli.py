@@ -78,7 +78,8 @@ def _cmd_screen(args) -> int:
                  interval=args.interval, known=args.known or (), top_k=args.top_k, out=args.out,
                  lower_is_better=_direction(args), method=args.method, cv=args.cv,
                  model_params=_params(args.set), featurizer_params=_featurizer_params(args),
-                 cache_dir=args.cache_dir, n_jobs=args.n_jobs, random_state=args.seed)
+                 cache_dir=args.cache_dir, n_jobs=args.n_jobs, random_state=args.seed,
+                 group_column=args.group_column)
     for part, entries in res.skipped.items():
         for sid, why in entries:
             print(f"skipped ({part}) {sid}: {why}", file=sys.stderr)
@@ -119,6 +120,9 @@ def register(sub) -> None:
     p.add_argument("--method", choices=["cross", "split"], default="cross",
                    help="CV+ (cross, default) or split conformal")
     p.add_argument("--cv", type=int, default=5, help="folds of --method cross")
+    p.add_argument("--group-column", default=None,
+                   help="training column naming each structure's molecule: calibrate the "
+                        "intervals for candidates of new molecules (leave-groups-out folds)")
     p.set_defaults(func=_cmd_screen)
 
     p = sub.add_parser("suggest", help=HELP["suggest"])

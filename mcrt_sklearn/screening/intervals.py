@@ -155,8 +155,11 @@ class ConformalRegressor(RegressorMixin, BaseEstimator):
         X : structures, paths, records or a numeric array
         y : array-like (n,)
         groups : array-like, optional
-            Group labels (``method="cross"``: MAPIE's group-aware folds need a
-            ``GroupKFold`` as ``cv``; here they are passed through).
+            Group labels, e.g. the molecule of each structure. ``method="cross"`` then
+            uses ``GroupKFold(cv)`` (unless ``cv`` is a splitter already), so every
+            calibration residual comes from a model that did not see that group: the
+            intervals are calibrated for new groups (new molecules), not new packings
+            of known ones. ``method="split"`` holds out whole groups for calibration.
         """
         from sklearn.linear_model import LinearRegression
         from sklearn.model_selection import train_test_split
@@ -177,7 +180,17 @@ class ConformalRegressor(RegressorMixin, BaseEstimator):
                     "give more data, or use method='cross')"
                 )
             idx = np.arange(len(y))
-            tr, cal = train_test_split(idx, test_size=n_cal, random_state=self.random_state)
+            if groups is None:
+                tr, cal = train_test_split(idx, test_size=n_cal, random_state=self.random_state)
+            else:
+                from sklearn.model_selection import GroupShuffleSplit
+
+                splitter = GroupShuffleSplit(1, test_size=self.calibration_size,
+                                             random_state=self.random_state)
+                tr, cal = next(splitter.split(idx, groups=np.asarray(groups)))
+                if len(cal) < n_min:
+                    raise ValueError(f"the calibration groups hold {len(cal)} structures; "
+                                     f"confidence level(s) {levels} need at least {n_min}")
             mapie = regression.SplitConformalRegressor(
                 est, confidence_level=level, conformity_score=self.conformity_score,
                 prefit=False,
@@ -190,9 +203,18 @@ class ConformalRegressor(RegressorMixin, BaseEstimator):
                     f"{len(y)} structures are too few for confidence level(s) {levels} "
                     f"(need at least {n_min})"
                 )
+            cv = self.cv
+            if groups is not None and isinstance(cv, (int, np.integer)):
+                from sklearn.model_selection import GroupKFold
+
+                n_groups = len(np.unique(np.asarray(groups)))
+                if n_groups < 2:
+                    raise ValueError("groups= needs at least two groups")
+                cv = GroupKFold(n_splits=min(int(cv), n_groups))
             mapie = regression.CrossConformalRegressor(
                 est, confidence_level=level, conformity_score=self.conformity_score,
-                method="plus", cv=self.cv, random_state=self.random_state,
+                method="plus", cv=cv,
+                random_state=None if not isinstance(cv, (int, np.integer)) else self.random_state,
             )
             mapie.fit_conformalize(X, y, groups=groups)
         else:

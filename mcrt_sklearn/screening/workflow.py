@@ -150,6 +150,7 @@ def screen(
     random_state: int | None = 0,
     levels: Sequence[float] = DEFAULT_LEVELS,
     n_samples: int = 4000,
+    group_column: str | None = None,
 ) -> ScreenResult:
     """Fit on ``train_dir``, rank ``candidates_dir`` with conformal intervals.
 
@@ -171,6 +172,10 @@ def screen(
     random_state : seeds the folds, the models and the Monte Carlo of ``p_top_k``
     levels : nominal levels of the calibration curve (when the candidates have targets)
     n_samples : Monte Carlo draws for ``p_top_k``
+    group_column : column of the training ``properties.csv`` naming each structure's
+        molecule (e.g. ``"group"``). The conformal folds then leave whole groups out, so
+        the intervals are calibrated for candidates of molecules not in the training
+        set; without it they are calibrated for new packings of the training molecules.
     """
     prep = _prepare(train_dir, target, candidates_dir, model, model_params, featurizer_params,
                     cache_dir, n_jobs, random_state, lower_is_better)
@@ -182,7 +187,13 @@ def screen(
                          f"{min_calibration_size(interval)} calibration scores)")
     conf = ConformalRegressor(prep.estimator, method=method, confidence_level=fit_levels, cv=cv,
                               random_state=random_state)
-    conf.fit(prep.F_train, prep.y_train)
+    groups = None
+    if group_column is not None:
+        if group_column not in prep.train.table:
+            raise ValueError(f"group_column {group_column!r} is not a column of the training "
+                             "properties.csv")
+        groups = prep.train.table[group_column].astype(str).to_numpy()
+    conf.fit(prep.F_train, prep.y_train, groups=groups)
     cand = prep.cand
     if cand.ids:
         pred, lower_all, upper_all = conf.predict_interval(prep.F_cand)
@@ -212,7 +223,7 @@ def screen(
                                                upper_all[has_obs], fit_levels)
     top_ids = ranking["id"].head(top_k).tolist()
     result.summary = _summary(result, prep, model, target, method, cv, top_k, known,
-                              train_dir, candidates_dir)
+                              train_dir, candidates_dir, group_column)
     if out is not None:
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
@@ -250,7 +261,7 @@ def _fmt(x) -> str:
 
 
 def _summary(result: ScreenResult, prep: _Prepared, model, target, method, cv, top_k, known,
-             train_dir, candidates_dir) -> str:
+             train_dir, candidates_dir, group_column=None) -> str:
     r = result.ranking
     lines = [
         f"# Screening: {target} with {model}",
@@ -261,6 +272,7 @@ def _summary(result: ScreenResult, prep: _Prepared, model, target, method, cv, t
         f"{result.interval:.0%} {'CV+' if method == 'cross' else 'split'} conformal (MAPIE"
         f"{f', {cv} folds' if method == 'cross' else ''}); `p_top_k` = P(among the {top_k} best) "
         "under independent normals with the interval's std",
+        f"- calibration: {'folds leave whole `' + group_column + '` groups out (new molecules)' if group_column else 'random folds (new packings of the training molecules)'}",
     ]
     if len(r):
         lines.append(f"- mean interval width: {_fmt(mean_width(r['lower'], r['upper']))}")
