@@ -34,7 +34,7 @@ _LAZY = {
     "SOAPFeaturizer": "mcrt_sklearn.featurizers.soap",
     "MCRTEncoder": "mcrt_sklearn.estimators.encoder",
     "MCRTRegressor": "mcrt_sklearn.estimators.regressor",
-    "MCRTClassifier": "mcrt_sklearn.estimators.regressor",
+    "MCRTClassifier": "mcrt_sklearn.estimators.classifier",
     "MCRTPretrainer": "mcrt_sklearn.estimators.pretrain",
     "load_checkpoint": "mcrt_sklearn.model.checkpoint",
     "save_checkpoint": "mcrt_sklearn.model.checkpoint",

@@ -2,6 +2,7 @@
 
 from mcrt_sklearn.estimators.encoder import MCRTEncoder
 from mcrt_sklearn.estimators.pretrain import MCRTPretrainer
-from mcrt_sklearn.estimators.regressor import MCRTClassifier, MCRTRegressor
+from mcrt_sklearn.estimators.classifier import MCRTClassifier
+from mcrt_sklearn.estimators.regressor import MCRTRegressor
 
 __all__ = ["MCRTEncoder", "MCRTRegressor", "MCRTClassifier", "MCRTPretrainer"]
