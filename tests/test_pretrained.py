@@ -38,7 +38,7 @@ from mcrt_sklearn.model.checkpoint import (
     is_safetensors,
     read_checkpoint_metadata,
 )
-from mcrt_sklearn.pretrained import ModelInfo, cache_path, fetch
+from mcrt_sklearn.pretrained import ModelInfo, cache_path, fetch, figshare
 
 TINY = dict(num_blocks=1, hid_dim=16, num_heads=2, alignn_hidden_dim=8, alignn_num_conv=1,
             use_images=False)
@@ -253,7 +253,7 @@ def test_offline_error_names_the_url_the_file_and_the_path(models_home, serve, t
     assert "using the file found in the cache" in capsys.readouterr().err
     assert (target.parent / "model.ckpt.sha256").read_text().split()[0] == file_sha256(target)
     # the published model without a network: the article page, its file name, the path
-    monkeypatch.setattr(pretrained, "FIGSHARE_API", url.replace("/gone/model.ckpt", "/{article_id}"))
+    monkeypatch.setattr(figshare, "FIGSHARE_API", url.replace("/gone/model.ckpt", "/{article_id}"))
     with pytest.raises(ModelOfflineError) as info:
         fetch("mcrt-pretrained", progress=False, timeout=5)
     where = models_home / "mcrt-pretrained" / "MCRT.ckpt"
@@ -279,7 +279,7 @@ def test_published_model_found_in_the_figshare_article_listing(models_home, serv
                          {"name": "other.ckpt", "download_url": server.url("/files/2")}],
                "license": {"name": "CC BY 4.0 (test)"}}
     server.files["/v2/articles/27822705"] = json.dumps(article).encode()
-    monkeypatch.setattr(pretrained, "FIGSHARE_API", server.url("/v2/articles/{article_id}"))
+    monkeypatch.setattr(figshare, "FIGSHARE_API", server.url("/v2/articles/{article_id}"))
     capsys.readouterr()
     path = fetch("mcrt-pretrained", progress=False)
     assert path == models_home / "mcrt-pretrained" / "MCRT.ckpt" and path.read_bytes() == blob
