@@ -81,7 +81,7 @@ def run_mode(args) -> None:
     """Child process: time one padding mode, write results (JSON) and [CLS] (npy)."""
     import torch
 
-    from mcrt_sklearn.data import batch_to, collate
+    from mcrt_sklearn.collate import batch_to, collate
     from mcrt_sklearn.model import MCRT, MCRTConfig
 
     torch.set_num_threads(args.threads)

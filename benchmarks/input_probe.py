@@ -58,7 +58,7 @@ def network_embeddings(records, arch: dict, seed: int = 0, batch: int = 16):
     """[CLS], pooled [CLS] and mean atom token of a freshly initialised MCRT."""
     import torch
 
-    from mcrt_sklearn.data import collate
+    from mcrt_sklearn.collate import collate
     from mcrt_sklearn.model import MCRT, MCRTConfig
 
     torch.manual_seed(seed)

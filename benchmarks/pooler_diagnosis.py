@@ -25,7 +25,7 @@ def main(argv=None) -> None:
     import torch
 
     from mcrt_sklearn.benchmark import featurize_task, finetune_settings, load_task
-    from mcrt_sklearn.data import collate
+    from mcrt_sklearn.collate import collate
     from mcrt_sklearn.estimators.regressor import MCRTRegressor
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -123,7 +123,7 @@ def run_variant(records, y, parts, params: dict, seed: int = 0) -> dict:
     import torch
     from sklearn.metrics import mean_absolute_error, r2_score
 
-    from mcrt_sklearn.data import collate
+    from mcrt_sklearn.collate import collate
     from mcrt_sklearn.estimators._net import validation_indices
     from mcrt_sklearn.estimators.regressor import MCRTRegressor
 

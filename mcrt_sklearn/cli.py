@@ -235,7 +235,7 @@ def _cmd_embed(args: argparse.Namespace) -> int:
     import numpy as np
 
     from mcrt_sklearn.featurizers.labels import SEP_COLUMNS
-    from mcrt_sklearn.maps import plot_embedding_map, tsne
+    from mcrt_sklearn.visualize import plot_embedding_map, tsne
 
     enc = _encoder(args)
     ids, items, table = _load_inputs(args)
@@ -271,8 +271,8 @@ def _cmd_embed(args: argparse.Namespace) -> int:
 def _cmd_explain(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from mcrt_sklearn.maps import plot_attention
     from mcrt_sklearn.structures import read_structure
+    from mcrt_sklearn.visualize import plot_attention
 
     enc = _encoder(args)
     images = args.images if enc.network_.config.use_images else "none"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mcrt_sklearn.data import MISSING_ANGLE
+from mcrt_sklearn.collate import MISSING_ANGLE
 
 
 def random_records(

@@ -12,7 +12,7 @@ from synthetic_records import random_records
 
 import mcrt_sklearn
 from mcrt_sklearn._paths import shared_data_dir
-from mcrt_sklearn.data import collate
+from mcrt_sklearn.collate import collate
 from mcrt_sklearn.errors import CheckpointError
 from mcrt_sklearn.model import MCRT, MCRTConfig, load_checkpoint, save_checkpoint
 from mcrt_sklearn.model.checkpoint import (

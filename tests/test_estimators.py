@@ -246,7 +246,7 @@ def test_finetuning_starts_from_the_reference_weights(shared_data, reference_rec
                         validation_fraction=None, shuffle_atoms=False,
                         random_state=0, callbacks=[FirstBatch()])
     reg.fit(reference_records, np.arange(5.0))
-    from mcrt_sklearn.data import collate
+    from mcrt_sklearn.collate import collate
 
     with torch.no_grad():
         expected = loaded.encode(collate(reference_records))["cls_feats"]

@@ -29,8 +29,8 @@ def _modules(package: str) -> list[str]:
 
 
 FEATURIZER_MODULES = _modules("mcrt_sklearn.featurizers")
-# mcrt_sklearn.data (collate) belongs to the network side too (docs/api.md: torch only)
-MODEL_MODULES = _modules("mcrt_sklearn.model") + ["mcrt_sklearn.data"]
+# mcrt_sklearn.collate (collate) belongs to the network side too (docs/api.md: torch only)
+MODEL_MODULES = _modules("mcrt_sklearn.model") + ["mcrt_sklearn.collate"]
 
 _PROBE = (
     "import json, sys\n"

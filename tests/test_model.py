@@ -11,7 +11,7 @@ import torch
 from synthetic_records import random_records
 
 from mcrt_sklearn._paths import shared_data_dir
-from mcrt_sklearn.data import collate
+from mcrt_sklearn.collate import collate
 from mcrt_sklearn.errors import MissingImageError
 from mcrt_sklearn.model import MCRT, MCRTConfig, attention_rollout, cls_rollout, load_checkpoint
 

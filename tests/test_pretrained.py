@@ -22,7 +22,7 @@ from synthetic_records import random_records
 
 from mcrt_sklearn import pretrained
 from mcrt_sklearn.cli import main
-from mcrt_sklearn.data import collate
+from mcrt_sklearn.collate import collate
 from mcrt_sklearn.errors import (
     CheckpointError,
     ModelDownloadError,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from mcrt_sklearn.pretraining import IGNORE_INDEX, MASK_TOKEN, mask_atoms, sample_atom_pairs
+from mcrt_sklearn.training.samplers import IGNORE_INDEX, MASK_TOKEN, mask_atoms, sample_atom_pairs
 
 
 def _batch(sizes, z=6):

@@ -163,11 +163,11 @@ def write_plots(results: dict, per_model: dict[str, list[dict]] | None, run_dir)
     run_dir = Path(run_dir)
     name, target = results["dataset"], results["target"]
     if results.get("protocol") == "few-shot":
-        from mcrt_sklearn.plots import few_shot_plot
+        from mcrt_sklearn.benchmark.figures import few_shot_plot
 
         few_shot_plot(results["summary"], run_dir / "few_shot.png", title=f"{name}: {target}")
         return
-    from mcrt_sklearn.plots import parity_plot, radar_plot
+    from mcrt_sklearn.benchmark.figures import parity_plot, radar_plot
 
     transform = results["target_transform"]
     parity_plot(per_model, run_dir / "parity.png",

@@ -25,7 +25,7 @@ from skorch.hf import AccelerateMixin
 from skorch.utils import TeeGenerator
 from torch import nn
 
-from mcrt_sklearn.data import batch_to, collate
+from mcrt_sklearn.collate import batch_to, collate
 from mcrt_sklearn.featurizers.record import MCRTInput
 from mcrt_sklearn.model.checkpoint import load_checkpoint
 from mcrt_sklearn.model.mcrt import MCRT, MCRTConfig

@@ -9,7 +9,7 @@ import torch
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
-from mcrt_sklearn.data import batch_to, collate
+from mcrt_sklearn.collate import batch_to, collate
 from mcrt_sklearn.estimators._net import build_network, check_records, device_of, seeded
 from mcrt_sklearn.model.rollout import cls_rollout
 

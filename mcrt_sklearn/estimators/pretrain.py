@@ -30,7 +30,7 @@ from mcrt_sklearn.estimators._net import (
 )
 from mcrt_sklearn.model.checkpoint import save_checkpoint
 from mcrt_sklearn.model.heads import DEFAULT_SEP_WEIGHTS, weighted_bce_with_logits
-from mcrt_sklearn.pretraining import (
+from mcrt_sklearn.training.samplers import (
     APC_RULES,
     IGNORE_INDEX,
     MAP_RULES,
@@ -173,7 +173,7 @@ class MCRTPretrainer(BaseEstimator):
     molecule or not; ``min(n_pairs // 2, #same, #different)`` distinct pairs of each
     kind per crystal), ``"cdp"`` crystal density (MSE), ``"sep"`` symmetry elements
     (7-way multi-hot, weighted BCE, w = 1/ln(1.1 + freq)). These are the reference's
-    rules (:mod:`mcrt_sklearn.pretraining`), except that the masked atoms are what the
+    rules (:mod:`mcrt_sklearn.training.samplers`), except that the masked atoms are what the
     network sees (the reference's input is never masked).
 
     Parameters

@@ -1,6 +1,6 @@
 """ALIGNN atom encoder, reference flavour, in pure PyTorch (no DGL).
 
-Graphs arrive as flat index tensors (see :func:`mcrt_sklearn.data.collate`): the
+Graphs arrive as flat index tensors (see :func:`mcrt_sklearn.collate.collate`): the
 crystal graph as ``edge_index`` (2, E) of (source, destination) atom indices, the line
 graph as ``line_graph_index`` (2, T) of (e1, e2) edge indices where edge ``e1`` ends
 where edge ``e2`` starts. Message passing sums over the edges ARRIVING at a node

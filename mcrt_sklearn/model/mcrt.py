@@ -7,7 +7,7 @@ Token sequence (DESIGN §6)::
 
 Atom tokens are padded to the largest crystal of the batch (padded keys are masked,
 so outputs do not depend on the padding); ``pad_to=1023`` in
-:func:`mcrt_sklearn.data.collate` reproduces the reference layout exactly.
+:func:`mcrt_sklearn.collate.collate` reproduces the reference layout exactly.
 """
 
 from __future__ import annotations
@@ -229,7 +229,7 @@ class MCRT(nn.Module):
     **overrides
         Fields of :class:`MCRTConfig` replacing those of ``config``.
 
-    Input is a batch from :func:`mcrt_sklearn.data.collate`. :meth:`encode` returns the
+    Input is a batch from :func:`mcrt_sklearn.collate.collate`. :meth:`encode` returns the
     token states; :meth:`forward` adds the outputs of the configured heads.
     """
 

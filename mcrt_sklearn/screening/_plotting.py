@@ -1,4 +1,4 @@
-"""matplotlib on the Agg backend (files only), as in :mod:`mcrt_sklearn.plots`."""
+"""matplotlib on the Agg backend (files only), as in :mod:`mcrt_sklearn.benchmark.figures`."""
 
 from __future__ import annotations
 

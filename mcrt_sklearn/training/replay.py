@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from mcrt_sklearn.data import collate
+from mcrt_sklearn.collate import collate
 from mcrt_sklearn.training.losses import regression_loss
 from mcrt_sklearn.training.optim import TrainingRecipe
 from mcrt_sklearn.training.step import OptimizerStep
