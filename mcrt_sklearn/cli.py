@@ -146,6 +146,19 @@ def _cmd_featurize(args: argparse.Namespace) -> int:
     import joblib
 
     ids, items, _ = _load_inputs(args)
+    if args.store:
+        from mcrt_sklearn.store import featurize_to_store
+
+        store = featurize_to_store(items, args.store, _featurizer(args, args.pretrain_labels),
+                                   ids=ids, client=args.scheduler, chunk_size=args.chunk_size,
+                                   progress=True)
+        for err in store.errors:
+            print(f"failed {err['structure_id']}: {err['type']}: {err['message']}",
+                  file=sys.stderr)
+        print(f"{args.store}: {len(store)} records, {len(store.errors)} failed")
+        return 0
+    if args.scheduler:
+        raise SystemExit("--scheduler needs --store")
     records = _featurize_reporting(_featurizer(args, args.pretrain_labels), items, ids)
     joblib.dump(records, args.out)
     print(f"wrote {len(records)} records to {args.out}")
@@ -288,115 +301,6 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_models_list(args: argparse.Namespace) -> int:
-    from mcrt_sklearn.pretrained import list_models, models_dir
-
-    for m in list_models():
-        what = f"{m['predicts']} [{m['unit']}]" if m["predicts"] else "pre-trained encoder"
-        print(f"{m['name']:26s} {m['kind']:10s} {'cached' if m['cached'] else 'not cached':10s} "
-              f"{what}")
-        print(f"    {m['description']}")
-        size = f"{m['size']:,} bytes" if m["size"] else "unknown"
-        print(f"    source: {m['source']}\n    size: {size}; sha256: "
-              f"{m['sha256'] or 'not published (recorded at the first download)'}")
-        print(f"    licence: {m['licence']}")
-    print(f"model cache: {models_dir()} (set $MCRT_SKLEARN_MODELS to move it)")
-    return 0
-
-
-def _cmd_models_fetch(args: argparse.Namespace) -> int:
-    from mcrt_sklearn.pretrained import fetch
-
-    print(fetch(args.name, progress=not args.no_progress, sha256=args.sha256))
-    return 0
-
-
-def _cmd_models_convert(args: argparse.Namespace) -> int:
-    from mcrt_sklearn.pretrained import convert
-
-    out = convert(args.src, args.dst, trusted=args.trusted)
-    print(f"wrote {out} (safetensors weights + JSON; loads without --trusted)")
-    return 0
-
-
-def _print_checkpoint_info(info: dict) -> None:
-    arch = info["architecture"]
-    keys = ("num_blocks", "hid_dim", "num_heads", "mlp_ratio", "alignn_hidden_dim",
-            "alignn_num_conv", "positional", "use_images", "max_graph_len", "angle_nbr")
-    print(f"file: {info['path']} ({info['size_bytes']:,} bytes, sha256 {info['sha256']})")
-    print(f"format: {info['format']}; loads without unpickling: "
-          f"{'yes' if info['safe'] else 'no (needs --trusted; convert it once)'}")
-    print("architecture: " + ", ".join(f"{k}={arch[k]}" for k in keys if k in arch))
-    print(f"parameters: {info['n_parameters']:,} ({info['n_tensors']} tensors)")
-    print(f"heads: {', '.join(info['heads']) or '(none)'}")
-    if info.get("library_version"):
-        print(f"written by: mcrt_sklearn {info['library_version']}")
-    est = info.get("estimator")
-    if est:
-        print(f"estimator: {est.get('class')}; fitted state: {est.get('fitted')}")
-    if info.get("provenance"):
-        import json
-
-        print("provenance: " + json.dumps(info["provenance"], indent=2, sort_keys=True))
-    elif "reference_config" in info:
-        print("provenance: a reference checkpoint (no provenance recorded in it)")
-
-
-def _cmd_models_info(args: argparse.Namespace) -> int:
-    import json
-    import os
-
-    from mcrt_sklearn.errors import CheckpointError
-    from mcrt_sklearn.model.checkpoint import checkpoint_info
-    from mcrt_sklearn.pretrained import REGISTRY, describe
-
-    entry = None
-    if args.model in REGISTRY and not os.path.exists(args.model):
-        entry = describe(args.model)
-        if not entry["cached"]:
-            if args.json:
-                print(json.dumps({"registry": entry}, indent=2, sort_keys=True))
-                return 0
-            _print_entry(entry)
-            print(f"not downloaded yet: `mcrt-sklearn models fetch {args.model}` "
-                  f"(or put the file at {entry['cache_path']})")
-            return 0
-    try:
-        info = checkpoint_info(entry["cache_path"] if entry else args.model, trusted=args.trusted)
-    except CheckpointError as err:
-        if entry is None or "trusted=True" not in str(err):
-            raise
-        _print_entry(entry)
-        print(f"cached at {entry['cache_path']}; it is a file that needs full unpickling: "
-              f"add --trusted, or convert it once (`mcrt-sklearn models convert {args.model} "
-              "OUT --trusted`)")
-        return 0
-    if args.json:
-        print(json.dumps({"registry": entry, "file": info} if entry else info, indent=2,
-                         sort_keys=True))
-        return 0
-    if entry:
-        _print_entry(entry)
-    _print_checkpoint_info(info)
-    return 0
-
-
-def _print_entry(entry: dict) -> None:
-    print(f"{entry['name']}: {entry['description']}")
-    if entry.get("predicts"):
-        scale = ("" if entry.get("target_mean") is None else
-                 f"; trained on (y - {entry['target_mean']}) / {entry['target_std']}")
-        print(f"predicts: {entry['predicts']} [{entry['unit']}]{scale}")
-    print(f"source: {entry['source']}")
-    print(f"licence: {entry['licence']}")
-    if entry.get("citation"):
-        print(f"cite: {entry['citation']}")
-    if entry.get("trained_on"):
-        print(f"trained on: {entry['trained_on']}")
-    if entry.get("notes"):
-        print(f"notes: {entry['notes']}")
-
-
 #: Subcommands whose options live in :mod:`mcrt_sklearn.benchmark`.
 DELEGATED = ("demo", "benchmark")
 
@@ -424,7 +328,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_featurizer_args(p)
     p.add_argument("--pretrain-labels", action="store_true",
                    help="also compute molecules, symmetry elements and density")
-    p.add_argument("--out", required=True, help="output file (joblib pickle of records)")
+    out = p.add_mutually_exclusive_group(required=True)
+    out.add_argument("--out", help="output file (joblib pickle of records)")
+    out.add_argument("--store", help="a record store folder (LMDB; created or resumed)")
+    p.add_argument("--scheduler", default=None,
+                   help="with --store: featurise on dask, 'local:N' (N worker processes) or "
+                        "a scheduler address such as tcp://HOST:8786")
+    p.add_argument("--chunk-size", type=int, default=8, help="inputs per dask task")
     p.set_defaults(func=_cmd_featurize)
 
     p = sub.add_parser("pretrain", help=COMMANDS["pretrain"])
@@ -477,30 +387,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("benchmark", add_help=False, help=COMMANDS["benchmark"])
     __import__("mcrt_sklearn.screening.cli", fromlist=["register"]).register(sub)  # screen, suggest
 
-    p = sub.add_parser("models", help=COMMANDS["models"])
-    actions = p.add_subparsers(dest="models_command", metavar="ACTION", required=True)
-    q = actions.add_parser("list", help="the published models, and which are cached")
-    q.set_defaults(func=_cmd_models_list)
-    q = actions.add_parser("fetch", help="download a model into the cache (once), print its path")
-    q.add_argument("name", help="a published model's name or an http(s) URL")
-    q.add_argument("--sha256", default=None, help="expected sha256 of the file")
-    q.add_argument("--no-progress", action="store_true", help="no progress bar")
-    q.set_defaults(func=_cmd_models_fetch)
-    q = actions.add_parser("convert", help="convert a checkpoint once into safetensors + JSON "
-                                           "(loads without --trusted, identical outputs)")
-    q.add_argument("src", help="the checkpoint: " + MODEL_HELP)
-    q.add_argument("dst", help="the file to write")
-    q.add_argument("--trusted", action="store_true",
-                   help="allow full unpickling of SRC (needed for Lightning files; trusted "
-                        "sources only)")
-    q.set_defaults(func=_cmd_models_convert)
-    q = actions.add_parser("info", help="architecture, parameter count, heads and provenance "
-                                        "of a file or a published model")
-    q.add_argument("model", help="a checkpoint file, a published model's name or a URL")
-    q.add_argument("--trusted", action="store_true",
-                   help="allow full unpickling of a Lightning file")
-    q.add_argument("--json", action="store_true", help="print the information as JSON")
-    q.set_defaults(func=_cmd_models_info)
+    __import__("mcrt_sklearn.pretrained.cli", fromlist=["register"]).register(
+        sub, COMMANDS["models"], MODEL_HELP)  # models list | fetch | convert | info
 
     return parser
 

@@ -205,3 +205,20 @@ def test_dask_local_cluster_fills_the_same_store(tmp_path):
     for record in store:  # chunks arrive in any order; each record equals the local one
         _equal(record, by_id[record.structure_id])
     assert [e["structure_id"] for e in store.errors] == ["empty"]
+
+
+def test_cli_featurize_into_a_store_and_resume(tmp_path, capsys):
+    from mcrt_sklearn.cli import main
+
+    files = [str(BAD_DIR / "good.cif"), str(BAD_DIR / "truncated.cif")]
+    args = ["featurize", *files, "--images", "none", "--store", str(tmp_path / "s")]
+    assert main(args) == 0
+    out = capsys.readouterr()
+    assert "1 records, 1 failed" in out.out and "failed truncated" in out.err
+    store = RecordStore(tmp_path / "s")
+    assert store.ids == ["good"] and [e["structure_id"] for e in store.errors] == ["truncated"]
+    assert main(args) == 0  # resumed: nothing new, nothing lost
+    assert len(RecordStore(tmp_path / "s")) == 1
+    with pytest.raises(SystemExit):
+        main(["featurize", *files, "--images", "none", "--out", str(tmp_path / "r.pkl"),
+              "--scheduler", "local:2"])
