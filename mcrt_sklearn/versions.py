@@ -128,7 +128,10 @@ def _git_state() -> tuple[str | None, bool | None]:
 
 
 def git_revision() -> str | None:
-    """The git commit of the package's checkout; None when it is not run from one."""
+    """The git commit of the package's checkout; None when it is not run from one.
+
+    Read once per process, at the first call (later commits do not change it): a
+    long run asks at its start, so what it records is the code it imported."""
     return _git_state()[0]
 
 

@@ -24,6 +24,7 @@ from mcrt_sklearn.benchmark.settings import (
     merge_settings,
 )
 from mcrt_sklearn.benchmark.tasks import Task, load_task
+from mcrt_sklearn.versions import git_revision
 
 __all__ = ["RunContext", "make_run_context"]
 
@@ -114,6 +115,9 @@ def make_run_context(dataset, target: str, models: Sequence[str], *, group: str 
     is NaN or infinite are left out (and the number logged) before any fold or split.
     """
     log = print if verbose else logger.info
+    # the checkout's revision now, when the code of this run has been imported: a fold
+    # written an hour later must not name a commit made meanwhile
+    git_revision()
     models = list(models)
     unknown = [m for m in models if m not in MODELS]
     if unknown:
