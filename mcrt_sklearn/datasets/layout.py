@@ -38,6 +38,12 @@ def _write_layout(target: Path, structures: dict[str, Structure], table: pd.Data
             shutil.rmtree(tmp)
 
 
+def is_plain_id(sid: str) -> bool:
+    """Whether ``cifs/<sid>.cif`` stays inside ``cifs/``: not empty, not ``.`` or ``..``,
+    no path separator (``/`` or ``\\``, whatever the OS) and no NUL."""
+    return bool(sid) and sid not in (".", "..") and not any(c in sid for c in ("/", "\\", "\0"))
+
+
 def _check_id(sid: str, source: Path) -> None:
     """Refuse an id that is not a plain file stem: ``cifs/<id>.cif`` must stay in ``cifs/``.
 
@@ -47,7 +53,7 @@ def _check_id(sid: str, source: Path) -> None:
         The id holds a path separator (``/`` or ``\\``, whatever the OS) or a NUL,
         is empty, or is ``.`` or ``..``.
     """
-    if not sid or sid in (".", "..") or any(c in sid for c in ("/", "\\", "\0")):
+    if not is_plain_id(sid):
         raise InvalidIdError(
             sid,
             f"the id {sid!r} in {source} is not a plain file name (it has a path separator "
@@ -55,13 +61,25 @@ def _check_id(sid: str, source: Path) -> None:
         )
 
 
+def read_properties(csv: Path) -> pd.DataFrame:
+    """A ``properties.csv`` with its ``id`` column as strings.
+
+    Raises
+    ------
+    ValueError
+        The file has no ``id`` column.
+    """
+    table = pd.read_csv(csv)
+    if "id" not in table.columns:
+        raise ValueError(f"{csv} has no 'id' column (columns: {list(table.columns)})")
+    table["id"] = table["id"].astype(str)
+    return table
+
+
 def _properties_table(folder: Path) -> pd.DataFrame:
     csv = folder / "properties.csv"
     if csv.exists():
-        table = pd.read_csv(csv)
-        if "id" not in table.columns:
-            raise ValueError(f"{csv} has no 'id' column (columns: {list(table.columns)})")
-        table["id"] = table["id"].astype(str)
+        table = read_properties(csv)
         for sid in table["id"]:
             _check_id(sid, csv)
         return table

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from mcrt_sklearn.datasets.layout import is_plain_id, read_properties
 from mcrt_sklearn.errors import MCRTError, StructureError
 from mcrt_sklearn.structures import read_structure
 
@@ -56,10 +57,6 @@ class LandscapeData:
         return np.array([float(s.density) for s in self.structures])
 
 
-def _plain_id(sid: str) -> bool:
-    return bool(sid) and sid not in (".", "..") and not any(c in sid for c in "/\\\0")
-
-
 def load_landscape(folder: str | os.PathLike, max_atoms: int | None = None) -> LandscapeData:
     """Read a landscape folder, skipping and reporting bad entries (never fatal).
 
@@ -85,11 +82,7 @@ def load_landscape(folder: str | os.PathLike, max_atoms: int | None = None) -> L
             by_stem.setdefault(p.stem, p)
     csv = folder / "properties.csv"
     if csv.exists():
-        table = pd.read_csv(csv)
-        if "id" not in table.columns:
-            raise ValueError(f"{csv} has no 'id' column (columns: {list(table.columns)})")
-        table["id"] = table["id"].astype(str)
-        table = table.drop_duplicates("id", keep="first")
+        table = read_properties(csv).drop_duplicates("id", keep="first")
         listed = set(table["id"])
         extra = [s for s in by_stem if s not in listed]
         if extra:
@@ -98,7 +91,7 @@ def load_landscape(folder: str | os.PathLike, max_atoms: int | None = None) -> L
         table = pd.DataFrame({"id": list(by_stem)})
     ids, structures, keep = [], [], []
     for row, sid in enumerate(table["id"]):
-        if not _plain_id(sid):
+        if not is_plain_id(sid):
             skipped.append((sid, "the id is not a plain file name"))
             continue
         path = by_stem.get(sid)
