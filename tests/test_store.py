@@ -187,6 +187,24 @@ def test_a_store_pickles_feeds_dataloader_workers_and_estimators(tmp_path):
     records = list(store)
     same = MCRTRegressor(**reg.get_params()).fit(records, np.arange(8.0)).predict(records)
     np.testing.assert_allclose(pred, same, rtol=1e-6)
+    # the store is read batch by batch, never gathered: also its validation split
+    from mcrt_sklearn.estimators._net import RecordView, check_records
+
+    assert check_records(store, "test") is store
+    held = reg.set_params(validation_fraction=0.25, max_epochs=2)
+    reads = []
+    getitem = RecordStore.__getitem__
+    RecordStore.__getitem__ = lambda self, i: reads.append(i) or getitem(self, i)
+    try:
+        pred_v = held.fit(store, np.arange(8.0)).predict(store)
+    finally:
+        RecordStore.__getitem__ = getitem
+    assert reads and all(isinstance(i, (int, np.integer)) for i in reads)
+    same_v = MCRTRegressor(**held.get_params()).fit(records, np.arange(8.0)).predict(records)
+    np.testing.assert_allclose(pred_v, same_v, rtol=1e-6)
+    view = RecordView(store, [5, 1])
+    assert [r.structure_id for r in view] == [store.ids[5], store.ids[1]]
+    assert len(view[1:]) == 1
 
 
 def test_dask_local_cluster_fills_the_same_store(tmp_path):

@@ -275,11 +275,40 @@ def recalibrate_batchnorm(network: nn.Module, records, batch_size: int, device,
         network.train(was_training)
 
 
-def check_records(X, name: str, allow_empty: bool = False) -> list[MCRTInput]:
-    """X as a list of records, with a clear error when it is something else (or, unless
-    ``allow_empty``, when it is empty)."""
+class RecordView(Sequence):
+    """The records of ``base`` at ``indices``, read from ``base`` when asked for: a
+    validation split of a :class:`~mcrt_sklearn.store.RecordStore` stays on disk."""
+
+    _lazy_records = True
+
+    def __init__(self, base: Sequence[MCRTInput], indices):
+        self.base = base
+        self.indices = np.asarray(indices, dtype=np.int64).reshape(-1)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return RecordView(self.base, self.indices[i])
+        return self.base[int(self.indices[i])]
+
+
+def check_records(X, name: str, allow_empty: bool = False) -> Sequence[MCRTInput]:
+    """X as a sequence of records, with a clear error when it is something else (or,
+    unless ``allow_empty``, when it is empty).
+
+    A :class:`~mcrt_sklearn.store.RecordStore` (or a :class:`RecordView` of one) is
+    returned as it is, checked on its first record, so that training and prediction read
+    its records from disk batch by batch; anything else becomes a list."""
     if isinstance(X, MCRTInput):
         X = [X]
+    if getattr(X, "_lazy_records", False):
+        if len(X) == 0 and not allow_empty:
+            raise ValueError(f"{name} got no records")
+        if len(X) and not isinstance(X[0], MCRTInput):
+            raise TypeError(f"{name} expects MCRTInput records, got {type(X[0]).__name__}")
+        return X
     X = list(X)
     if not X and not allow_empty:
         raise ValueError(f"{name} got no records")
@@ -313,7 +342,7 @@ def data_summary(X: Sequence[MCRTInput]) -> dict[str, Any]:
 
     from mcrt_sklearn.domain import fitted_elements
 
-    ids = [str(r.structure_id) for r in X]
+    ids = [str(i) for i in X.ids] if hasattr(X, "ids") else [str(r.structure_id) for r in X]
     return {"n_structures": len(ids),
             "structure_ids_sha256": hashlib.sha256("\n".join(ids).encode()).hexdigest(),
             "first_ids": ids[:5], "elements": list(fitted_elements(X))}
@@ -396,6 +425,9 @@ def split_validation(est, X: list, y: np.ndarray, stratify=None):
     if not frac:
         return X, y, None
     valid, train = validation_indices(len(X), frac, est.random_state)
+    if getattr(X, "_lazy_records", False):  # a store: views, not copies
+        return RecordView(X, train), y[train], predefined_split(
+            Dataset(RecordView(X, valid), y[valid]))
     ds = Dataset([X[i] for i in valid], y[valid])
     return [X[i] for i in train], y[train], predefined_split(ds)
 

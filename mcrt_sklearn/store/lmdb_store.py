@@ -92,13 +92,17 @@ class RecordStore(Sequence):
     A store is a ``Sequence``: ``len(store)``, ``store[i]`` (negative indices and slices
     too), iteration and ``store.ids`` (the structure id of each record, in order). It
     pickles (the LMDB handle is reopened in the process that unpickles it, e.g. a
-    DataLoader worker), and every process opens its own read handle.
+    DataLoader worker), and every process opens its own read handle. The estimators
+    read a store given as ``X`` batch by batch (its records are not gathered in memory).
 
     Examples
     --------
     >>> store = featurize_to_store(cifs, "corpus.lmdb", MCRTFeaturizer())  # doctest: +SKIP
     >>> len(store), store.ids[:3], store.errors[:1]                       # doctest: +SKIP
     """
+
+    #: Estimators read it batch by batch instead of gathering it into a list.
+    _lazy_records = True
 
     def __init__(self, path: str | os.PathLike, mode: str = "r",
                  map_size: int = DEFAULT_MAP_SIZE):
