@@ -460,3 +460,40 @@ def test_few_shot_leaves_out_non_finite_targets_as_cv_does(shared_data, tmp_path
     y_test = y.loc[rows[0]["test_ids"]].to_numpy()
     assert res["summary"]["ShotMean"]["0"]["mae"] == pytest.approx(
         np.mean(np.abs(y_test - y.loc[base].mean())))
+
+
+def test_interval_columns_coverage_and_unchanged_keys_without(shared_data, tmp_path):
+    """``--interval 0.9``: every fold's model inside MAPIE CV+, calibrated by group when the
+    run is grouped; folds store the bounds, coverage and width; runs without intervals keep
+    their keys."""
+    from mcrt_sklearn.benchmark.intervals import interval_settings
+    from mcrt_sklearn.screening.intervals import coverage, mean_width
+
+    kw = dict(models=["TrainMean", "RF-SOAP"], cv=2, fast=True, out_dir=tmp_path,
+              data_home=shared_data, group="group", plots=False, verbose=False)
+    settings = merge_settings(TINY, {"max_structures": 40, "interval": interval_settings(0.9)})
+    res = run_benchmark("azaphenacenes", "lattice_energy_kJ_per_mol", settings=settings, **kw)
+    run_dir = tmp_path / "azaphenacenes-lattice_energy_kJ_per_mol"
+    for model in ("TrainMean", "RF-SOAP"):
+        for f in range(2):
+            r = json.loads((run_dir / "folds" / model / f"fold{f}.json").read_text())
+            lo, hi, yt = map(np.asarray, (r["lower"], r["upper"], r["y_true"]))
+            assert np.all(lo <= hi) and len(lo) == len(yt)
+            assert r["metrics"]["coverage"] == pytest.approx(coverage(yt, lo, hi))
+            assert r["metrics"]["width"] == pytest.approx(mean_width(lo, hi))
+            assert r["metrics"]["width"] > 0
+            assert r["estimator"]["class"] == "ConformalRegressor"
+        e = res["summary"][model]
+        assert 0.0 <= e["coverage"]["mean"] <= 1.0
+    md = (run_dir / "results.md").read_text()
+    assert "coverage (0.9)" in md and "interval width" in md
+    # the same run without intervals: other keys (refitted), and no interval columns
+    plain = run_benchmark("azaphenacenes", "lattice_energy_kJ_per_mol",
+                          settings=merge_settings(TINY, {"max_structures": 40}), **kw)
+    assert len(plain["fitted"]) == 4 and "coverage" not in plain["summary"]["TrainMean"]
+    assert "coverage" not in (run_dir / "results.md").read_text()
+    args = benchmark.build_benchmark_parser().parse_args(["--dataset", "d", "--target", "t",
+                                                          "--interval", "0.8"])
+    assert args.interval == 0.8
+    with pytest.raises(ValueError, match="confidence level"):
+        interval_settings(1.5)

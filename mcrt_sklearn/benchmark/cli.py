@@ -47,6 +47,10 @@ def build_benchmark_parser(prog: str = "mcrt-sklearn benchmark") -> argparse.Arg
     p.add_argument("--fast", action="store_true",
                    help="reduced CPU profile: fast persistence images, 2x64 MCRT, short training")
     p.add_argument("--log10", action="store_true", help="predict log10 of the target")
+    p.add_argument("--interval", type=float, default=None, metavar="LEVEL",
+                   help="conformal intervals at this confidence level (e.g. 0.9): each "
+                        "fold's model is wrapped in MAPIE CV+ (5 fits per fold, grouped by "
+                        "--group when given); adds coverage and width columns")
     p.add_argument("--higher-is-better", action="store_true",
                    help="top-k = highest values (default: lowest for energies, else highest)")
     p.add_argument("--lower-is-better", action="store_true", help="top-k = lowest values")
@@ -76,6 +80,10 @@ def benchmark_main(argv: Sequence[str] | None = None) -> int:
     overrides = parse_overrides(args.set)
     if args.log10:
         overrides["target_transform"] = "log10"
+    if args.interval is not None:
+        from mcrt_sklearn.benchmark.intervals import interval_settings
+
+        overrides["interval"] = interval_settings(args.interval)
     if args.higher_is_better:
         overrides["lower_is_better"] = False
     if args.lower_is_better:

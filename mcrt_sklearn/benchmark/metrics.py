@@ -13,9 +13,10 @@ __all__ = ["top_k_recovery", "regression_metrics", "within_group_spearman",
 #: Metric keys, in table order.
 METRICS = ("mae", "rmse", "r2", "spearman", "topk")
 #: Metrics reported only where they apply (grouped runs: ρ inside each test group).
-OPTIONAL_METRICS = ("spearman_within_group",)
+OPTIONAL_METRICS = ("spearman_within_group", "coverage", "width")
 METRIC_LABELS = {"mae": "MAE", "rmse": "RMSE", "r2": "R²", "spearman": "Spearman ρ",
-                 "topk": "top-{k}", "spearman_within_group": "ρ within group"}
+                 "topk": "top-{k}", "spearman_within_group": "ρ within group",
+                 "coverage": "coverage", "width": "interval width"}
 
 
 def top_k_recovery(y_true, y_pred, k: int = 10, lower_is_better: bool = True) -> int:

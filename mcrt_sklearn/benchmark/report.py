@@ -94,6 +94,9 @@ def markdown_table(results: dict) -> str:
     k = results["top_k"]
     has_within = bool(summary) and all("spearman_within_group" in e for e in summary.values())
     within_col = " ρ within group |" if has_within else ""
+    has_iv = bool(summary) and all("coverage" in e for e in summary.values())
+    level = (results["settings"].get("interval") or {}).get("confidence_level")
+    iv_col = f" coverage ({level:g}) | interval width |" if has_iv else ""
     t = results["target"] + (f" ({results['target_transform']})" if results["target_transform"]
                              else "")
     lines = [
@@ -111,12 +114,14 @@ def markdown_table(results: dict) -> str:
         + ".",
         "",
         *(["Settings: " + settings_line(results), ""] if results.get("models") else []),
-        f"| model | MAE | RMSE | R² | Spearman ρ |{within_col} top-{k} recovered "
+        f"| model | MAE | RMSE | R² | Spearman ρ |{within_col}{iv_col} top-{k} recovered "
         "| fit time / fold (s) | device |",
-        "|---|---|---|---|---|" + "---|" * has_within + "---|---|---|",
+        "|---|---|---|---|---|" + "---|" * (has_within + 2 * has_iv) + "---|---|---|",
     ]
     for model, e in summary.items():
         w = f" {_fmt(e['spearman_within_group'], 3)} |" if has_within else ""
+        if has_iv:
+            w += f" {_fmt(e['coverage'], 3)} | {_fmt(e['width'], 2)} |"
         lines.append(
             f"| {model} | {_fmt(e['mae'], 2)} | {_fmt(e['rmse'], 2)} | {_fmt(e['r2'], 3)} | "
             f"{_fmt(e['spearman'], 3)} |{w} {_fmt(e['topk'], 1)} / {e['k']} | "

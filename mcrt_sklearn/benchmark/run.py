@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from sklearn.exceptions import ConvergenceWarning
 
 from mcrt_sklearn.benchmark.context import make_run_context
+from mcrt_sklearn.benchmark.intervals import conformal, interval_bounds, interval_metrics
 from mcrt_sklearn.benchmark.keys import _RESULT_FORMAT, _model_spec, fold_key, model_components
 from mcrt_sklearn.benchmark.metrics import regression_metrics, within_group_spearman
 from mcrt_sklearn.benchmark.models import _estimator_params, predict_with_domain_check
@@ -101,10 +102,13 @@ def run_benchmark(
         spec = _model_spec(model, s)
         per_model[model] = []
         for f, (tr, te) in enumerate(folds):
-            key = fold_key({"dataset": name, "target": target, "transform": transform,
-                            "spec": spec, "seed": s["seed"], "test": [ids[i] for i in te],
-                            "train": [ids[i] for i in tr], "k": k, "lower": lower,
-                            "content": inputs.content([*tr, *te])}, model, s)
+            payload = {"dataset": name, "target": target, "transform": transform,
+                       "spec": spec, "seed": s["seed"], "test": [ids[i] for i in te],
+                       "train": [ids[i] for i in tr], "k": k, "lower": lower,
+                       "content": inputs.content([*tr, *te])}
+            if s.get("interval"):  # only then: the keys of runs without intervals stay
+                payload["interval"] = s["interval"]
+            key = fold_key(payload, model, s)
             path = run_dir / "folds" / model / f"fold{f}.json"
             if path.is_file():
                 try:
@@ -120,10 +124,15 @@ def run_benchmark(
             est, X = factory.build(model)
             X_tr = [X[i] for i in tr]
             X_te = [X[i] for i in te]
+            if s.get("interval"):
+                est = conformal(est, s["interval"], s["seed"])
             t1 = time.perf_counter()
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
-                est.fit(X_tr, y[tr])
+                if s.get("interval") and groups is not None:  # calibrated for new groups
+                    est.fit(X_tr, y[tr], groups=groups[tr])
+                else:
+                    est.fit(X_tr, y[tr])
             t_fit = time.perf_counter() - t1
             # keep what says the fit failed (e.g. a collapse to the mean); drop library noise
             fit_warnings = [str(w.message) for w in caught
@@ -136,6 +145,10 @@ def run_benchmark(
             for text in domain_warnings:
                 log(f"[{model}] fold {f + 1}/{len(folds)}: warning: {text}")
             metrics = regression_metrics(y[te], pred, k, lower)
+            bounds = None
+            if s.get("interval"):
+                bounds = interval_bounds(est, X_te)
+                metrics.update(interval_metrics(y[te], *bounds))
             result = {"format": _RESULT_FORMAT, "key": key, "dataset": name, "target": target,
                       "transform": transform, "model": model, "fold": f, "metrics": metrics,
                       "n_train": len(tr), "n_test": len(te), "fit_seconds": t_fit,
@@ -148,6 +161,8 @@ def run_benchmark(
                 result["fit_warnings"] = fit_warnings
             if domain_warnings:
                 result["domain_warnings"] = domain_warnings
+            if bounds is not None:
+                result["lower"], result["upper"] = bounds[0].tolist(), bounds[1].tolist()
             _write_json(path, result)
             per_model[model].append(result)
             fitted.append((model, f))

@@ -91,6 +91,7 @@ def default_settings(fast: bool = False) -> dict:
         "target_transform": None,
         "max_structures": None,
         "seed": 0,
+        "interval": None,
         "fast": bool(fast),
     }
     return s
