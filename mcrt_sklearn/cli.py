@@ -142,6 +142,23 @@ def _featurize_reporting(featurizer, items, ids):
     return records
 
 
+def _store_or_featurize(args: argparse.Namespace, pretrain_labels: bool = False, images=None):
+    """The records of a command: the ``--store`` (read from disk as needed), or the
+    inputs featurised now."""
+    if getattr(args, "store", None):
+        from mcrt_sklearn.store import RecordStore
+
+        return RecordStore(args.store)
+    ids, items, _ = _load_inputs(args)
+    return _featurize_reporting(_featurizer(args, pretrain_labels, images=images), items, ids)
+
+
+def _add_store_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--store", default=None,
+                   help="read the records from this record store (`featurize --store`) "
+                        "instead of featurising inputs")
+
+
 def _cmd_featurize(args: argparse.Namespace) -> int:
     import joblib
 
@@ -174,8 +191,7 @@ def _arch_kwargs(args: argparse.Namespace, use_images: bool) -> dict:
 def _cmd_pretrain(args: argparse.Namespace) -> int:
     from mcrt_sklearn.estimators.pretrain import MCRTPretrainer
 
-    ids, items, _ = _load_inputs(args)
-    records = _featurize_reporting(_featurizer(args, pretrain_labels=True), items, ids)
+    records = _store_or_featurize(args, pretrain_labels=True)
     pre = MCRTPretrainer(**_arch_kwargs(args, args.images != "none"), max_epochs=args.epochs,
                          batch_size=args.batch_size, accumulate=args.accumulate, lr=args.lr,
                          device=args.device,
@@ -195,13 +211,25 @@ def _cmd_finetune(args: argparse.Namespace) -> int:
 
     from mcrt_sklearn.estimators.regressor import MCRTRegressor
 
-    ids, items, table = _load_inputs(args)
+    if args.store:
+        from mcrt_sklearn.datasets.layout import read_properties
+
+        if not args.targets:
+            raise SystemExit("--store needs --targets CSV (id and target columns)")
+        table = read_properties(args.targets)
+    else:
+        _, _, table = _load_inputs(args)
     if table is None or args.target not in table:
         raise SystemExit(f"--target {args.target!r} must be a column of the dataset's "
-                         "properties.csv (use --dataset or --data)")
-    records = _featurize_reporting(_featurizer(args), items, ids)
+                         "properties.csv (use --dataset, --data, or --store with --targets)")
+    records = _store_or_featurize(args)
     y_by_id = dict(zip(table["id"], table[args.target]))
-    y = np.array([y_by_id[r.structure_id] for r in records], dtype=float)
+    ids = records.ids if hasattr(records, "ids") else [r.structure_id for r in records]
+    missing = [sid for sid in ids if sid not in y_by_id]
+    if missing:
+        raise SystemExit(f"{len(missing)} structure(s) have no {args.target!r} value, "
+                         f"e.g. {missing[0]!r}")
+    y = np.array([y_by_id[sid] for sid in ids], dtype=float)
     if args.log10:
         y = np.log10(y)
     reg = MCRTRegressor(**_arch_kwargs(args, args.images != "none"), max_epochs=args.epochs,
@@ -223,11 +251,29 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     from mcrt_sklearn.estimators.regressor import MCRTRegressor
 
     reg = MCRTRegressor.load(args.model, device=args.device)
-    ids, items, _ = _load_inputs(args)
     images = "none" if not reg.network_.config.use_images else args.images
     if images == "none" and reg.network_.config.use_images:
         raise SystemExit("this model uses persistence images; choose --images exact or fast")
-    records = _featurize_reporting(_featurizer(args, images=images), items, ids)
+    records = _store_or_featurize(args, images=images)
+    if args.store:  # a store: predicted chunk by chunk, each chunk appended to the CSV
+        from tqdm.auto import tqdm
+
+        from mcrt_sklearn.estimators._net import RecordView
+
+        ids, chunk, n = records.ids, max(1, int(args.chunk_size)), len(records)
+        tmp = f"{args.out}.partial"
+        for start in tqdm(range(0, n, chunk), desc="predicting", disable=n <= chunk):
+            part = RecordView(records, range(start, min(start + chunk, n)))
+            pd.DataFrame({"id": ids[start:start + chunk], "prediction": reg.predict(part)}
+                         ).to_csv(tmp, index=False, mode="w" if start == 0 else "a",
+                                  header=start == 0)
+        import os
+
+        if n == 0:
+            pd.DataFrame({"id": [], "prediction": []}).to_csv(tmp, index=False)
+        os.replace(tmp, args.out)  # complete, or not there at all
+        print(f"wrote {n} predictions to {args.out}")
+        return 0
     frame = pd.DataFrame({"id": [r.structure_id for r in records],
                           "prediction": reg.predict(records)})
     frame.to_csv(args.out, index=False)
@@ -341,6 +387,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_input_args(p)
     _add_featurizer_args(p)
     _add_training_args(p, epochs=10)
+    _add_store_arg(p)
     p.add_argument("--out", required=True, help="checkpoint to write")
     p.set_defaults(func=_cmd_pretrain)
 
@@ -351,6 +398,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--target", required=True, help="column of properties.csv")
     p.add_argument("--log10", action="store_true", help="fit log10 of the target")
     p.add_argument("--validation-fraction", type=float, default=None)
+    _add_store_arg(p)
+    p.add_argument("--targets", default=None,
+                   help="with --store: a CSV with an id column and the --target column")
     p.add_argument("--out", required=True, help="model file to write")
     p.set_defaults(func=_cmd_finetune)
 
@@ -361,6 +411,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a model written by `finetune` or converted by `models convert` "
                         "(a file, a published model's name or an http(s) URL)")
     p.add_argument("--device", default="auto", help="cpu, cuda or auto")
+    _add_store_arg(p)
+    p.add_argument("--chunk-size", type=int, default=1024,
+                   help="with --store: records predicted (and written) at a time")
     p.add_argument("--out", required=True, help="CSV of ids and predictions")
     p.set_defaults(func=_cmd_predict)
 

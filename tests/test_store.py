@@ -240,3 +240,30 @@ def test_cli_featurize_into_a_store_and_resume(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["featurize", *files, "--images", "none", "--out", str(tmp_path / "r.pkl"),
               "--scheduler", "local:2"])
+
+
+def test_cli_finetune_and_predict_from_a_store(tmp_path, capsys):
+    import pandas as pd
+
+    from mcrt_sklearn.cli import main
+
+    crystals = _crystals(6)
+    store = featurize_to_store(crystals, tmp_path / "s", MCRTFeaturizer(images=False))
+    targets = tmp_path / "y.csv"
+    pd.DataFrame({"id": store.ids, "e": np.linspace(-1, 1, 6)}).to_csv(targets, index=False)
+    common = ["--images", "none", "--store", str(tmp_path / "s")]
+    assert main(["finetune", *common, "--targets", str(targets), "--target", "e", "--arch",
+                 "tiny", "--epochs", "1", "--batch-size", "3", "--accumulate", "1", "--device",
+                 "cpu", "--out", str(tmp_path / "m.safetensors")]) == 0
+    assert main(["predict", *common, "--model", str(tmp_path / "m.safetensors"), "--device",
+                 "cpu", "--chunk-size", "4", "--out", str(tmp_path / "p.csv")]) == 0
+    out = pd.read_csv(tmp_path / "p.csv")
+    assert list(out["id"]) == store.ids and np.isfinite(out["prediction"]).all()
+    assert not (tmp_path / "p.csv.partial").exists()
+    # the same predictions as the records in memory, in one chunk
+    from mcrt_sklearn import MCRTRegressor
+
+    reg = MCRTRegressor.load(tmp_path / "m.safetensors")
+    np.testing.assert_allclose(out["prediction"], reg.predict(list(store)), rtol=1e-5)
+    with pytest.raises(SystemExit, match="--targets"):
+        main(["finetune", *common, "--target", "e", "--out", str(tmp_path / "x")])
