@@ -267,3 +267,15 @@ def test_cli_finetune_and_predict_from_a_store(tmp_path, capsys):
     np.testing.assert_allclose(out["prediction"], reg.predict(list(store)), rtol=1e-5)
     with pytest.raises(SystemExit, match="--targets"):
         main(["finetune", *common, "--target", "e", "--out", str(tmp_path / "x")])
+
+
+def test_cli_pretrain_from_a_store(tmp_path, capsys):
+    from mcrt_sklearn.cli import main
+    from mcrt_sklearn.model.checkpoint import load_checkpoint
+
+    featurize_to_store(_crystals(6), tmp_path / "s", MCRTFeaturizer(**FZ))
+    assert main(["pretrain", "--images", "none", "--store", str(tmp_path / "s"), "--arch",
+                 "tiny", "--epochs", "1", "--batch-size", "3", "--accumulate", "1",
+                 "--device", "cpu", "--out", str(tmp_path / "pre.safetensors")]) == 0
+    assert "pre-trained on 6 crystals" in capsys.readouterr().out
+    assert load_checkpoint(tmp_path / "pre.safetensors").config.hid_dim == 64
