@@ -297,16 +297,23 @@ def _cmd_embed(args: argparse.Namespace) -> int:
     from mcrt_sklearn.visualize import plot_embedding_map, tsne
 
     enc = _encoder(args)
-    ids, items, table = _load_inputs(args)
     images = args.images if enc.network_.config.use_images else "none"
     by_symmetry = args.color_by in SEP_COLUMNS or args.color_by == "spacegroup"
-    records = _featurize_reporting(_featurizer(args, pretrain_labels=by_symmetry, images=images),
-                                   items, ids)
+    if args.store:  # records read from disk as they are embedded
+        from mcrt_sklearn.store import RecordStore
+
+        records, table = RecordStore(args.store), None
+        ids = records.ids
+    else:
+        ids, items, table = _load_inputs(args)
+        records = _featurize_reporting(
+            _featurizer(args, pretrain_labels=by_symmetry, images=images), items, ids)
+        ids = [r.structure_id for r in records]
     emb = enc.transform(records)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     np.save(out / "embeddings.npy", emb)
-    (out / "ids.txt").write_text("\n".join(r.structure_id for r in records) + "\n")
+    (out / "ids.txt").write_text("\n".join(ids) + "\n")
     if args.color_by in SEP_COLUMNS:
         k = SEP_COLUMNS.index(args.color_by)
         values = np.array(["yes" if r.symmetry_elements[k] > 0 else "no" for r in records])
@@ -315,9 +322,10 @@ def _cmd_embed(args: argparse.Namespace) -> int:
     elif args.color_by:
         if table is None or args.color_by not in table:
             raise SystemExit(f"--color-by {args.color_by!r}: not a symmetry element, "
-                             "'spacegroup', or a column of the dataset")
+                             "'spacegroup', or a column of the dataset (with --store, only "
+                             "the first two)")
         by_id = dict(zip(table["id"], table[args.color_by]))
-        values = np.array([by_id[r.structure_id] for r in records])
+        values = np.array([by_id[sid] for sid in ids])
     else:
         values = np.zeros(len(records))
     xy = tsne(emb, random_state=args.seed)
@@ -426,6 +434,7 @@ def build_parser() -> argparse.ArgumentParser:
                                 "(p1, inversion_center, mirror_plane, rotation_axis, "
                                 "screw_axis, anti_axes, glide_plane)")
             p.add_argument("--out", required=True, help="output folder")
+            _add_store_arg(p)
         else:
             p.add_argument("cif", help="the crystal to explain")
             p.add_argument("--out", required=True, help="PNG to write")

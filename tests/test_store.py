@@ -279,3 +279,23 @@ def test_cli_pretrain_from_a_store(tmp_path, capsys):
                  "--device", "cpu", "--out", str(tmp_path / "pre.safetensors")]) == 0
     assert "pre-trained on 6 crystals" in capsys.readouterr().out
     assert load_checkpoint(tmp_path / "pre.safetensors").config.hid_dim == 64
+
+
+def test_cli_embed_from_a_store(tmp_path, capsys):
+    from mcrt_sklearn import MCRTEncoder
+    from mcrt_sklearn.cli import main
+    from mcrt_sklearn.model.checkpoint import save_checkpoint
+
+    store = featurize_to_store(_crystals(8), tmp_path / "s", MCRTFeaturizer(**FZ))
+    enc = MCRTEncoder(hid_dim=16, num_blocks=1, num_heads=2, alignn_hidden_dim=8,
+                      alignn_num_conv=1, use_images=False, random_state=0).fit()
+    ckpt = save_checkpoint(enc.network_, tmp_path / "enc.safetensors")
+    assert main(["embed", "--store", str(tmp_path / "s"), "--images", "none", "--checkpoint",
+                 str(ckpt), "--device", "cpu", "--color-by", "spacegroup", "--out",
+                 str(tmp_path / "emb")]) == 0
+    emb = np.load(tmp_path / "emb" / "embeddings.npy")
+    assert emb.shape == (8, 16)
+    assert (tmp_path / "emb" / "ids.txt").read_text().split() == store.ids
+    again = MCRTEncoder(checkpoint=str(ckpt)).fit().transform(list(store))
+    np.testing.assert_allclose(emb, again, rtol=1e-5, atol=1e-6)
+    assert (tmp_path / "emb" / "tsne.png").stat().st_size > 1000
