@@ -387,7 +387,9 @@ def test_few_shot_splits_are_nested_and_fixed():
         benchmark.few_shot_splits(ids, groups, shots=(0, 6), min_test=3, target_groups=[1])
 
 
-def test_few_shot_end_to_end(shared_data, tmp_path, count_builds):
+def _mini_grouped_dataset(shared_data, tmp_path, edit=None):
+    """A folder dataset of 18 azaphenacenes in three groups of 6 (column ``grp``);
+    ``edit(table)`` may change the table before it is written. Returns (folder, table)."""
     src = shared_data / "azaphenacenes"
     table = pd.read_csv(src / "properties.csv").head(18)
     data = tmp_path / "mini"
@@ -395,7 +397,14 @@ def test_few_shot_end_to_end(shared_data, tmp_path, count_builds):
     for sid in table["id"]:
         shutil.copy(src / "cifs" / f"{sid}.cif", data / "cifs")
     table["grp"] = [0] * 6 + [1] * 6 + [2] * 6
+    if edit is not None:
+        edit(table)
     table.to_csv(data / "properties.csv", index=False)
+    return data, table
+
+
+def test_few_shot_end_to_end(shared_data, tmp_path, count_builds):
+    data, table = _mini_grouped_dataset(shared_data, tmp_path)
     kw = dict(models=["RF-SOAP", "MCRTi"], shots=(0, 2), target_groups=[1], min_test=3,
               fast=True, out_dir=tmp_path / "out", settings=TINY, verbose=False,
               pretrain_on=data)
@@ -431,16 +440,12 @@ def test_few_shot_end_to_end(shared_data, tmp_path, count_builds):
 def test_few_shot_leaves_out_non_finite_targets_as_cv_does(shared_data, tmp_path):
     """Few-shot shares the run setup of CV: a NaN or infinite target is dropped before the
     groups are split (it would otherwise be a shot, a test structure or a base target)."""
-    src = shared_data / "azaphenacenes"
-    table = pd.read_csv(src / "properties.csv").head(18)
-    data = tmp_path / "mini"
-    (data / "cifs").mkdir(parents=True)
-    for sid in table["id"]:
-        shutil.copy(src / "cifs" / f"{sid}.cif", data / "cifs")
-    table["grp"] = [0] * 6 + [1] * 6 + [2] * 6
     target = "lattice_energy_kJ_per_mol"
-    table.loc[[0, 7], target] = [np.inf, np.nan]  # one in the base, one in the target group
-    table.to_csv(data / "properties.csv", index=False)
+
+    def non_finite(table):  # one in the base, one in the target group
+        table.loc[[0, 7], target] = [np.inf, np.nan]
+
+    data, table = _mini_grouped_dataset(shared_data, tmp_path, non_finite)
     bad = {table["id"][0], table["id"][7]}
     res = benchmark.run_few_shot(data, target, "grp", models=["TrainMean"], shots=(0, 2),
                                  target_groups=[1], min_test=3, fast=True,

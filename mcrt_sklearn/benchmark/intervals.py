@@ -6,9 +6,7 @@ width of its test intervals."""
 
 from __future__ import annotations
 
-import numpy as np
-
-__all__ = ["interval_settings", "conformal", "interval_bounds", "interval_metrics"]
+__all__ = ["interval_settings", "conformal", "interval_metrics"]
 
 
 def interval_settings(confidence_level: float, cv: int = 5) -> dict:
@@ -27,12 +25,6 @@ def conformal(est, interval: dict, seed: int):
     return ConformalRegressor(est, method=interval.get("method", "cross"),
                               confidence_level=interval["confidence_level"],
                               cv=interval.get("cv", 5), random_state=seed)
-
-
-def interval_bounds(est, X) -> tuple[np.ndarray, np.ndarray]:
-    """(lower, upper) of the fitted conformal regressor's intervals on ``X``."""
-    _, lower, upper = est.predict_interval(X)
-    return np.asarray(lower, dtype=float), np.asarray(upper, dtype=float)
 
 
 def interval_metrics(y, lower, upper) -> dict:

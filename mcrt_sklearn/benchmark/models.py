@@ -112,15 +112,23 @@ class _ModelFactory:
         raise ValueError(f"unknown model {name!r}; choose from {MODELS}")
 
 
-def predict_with_domain_check(est, X) -> tuple[np.ndarray, list[str]]:
+def predict_with_domain_check(est, X, method: str = "predict"):
     """``est.predict(X)`` as a float vector, with the messages of the
     :class:`~mcrt_sklearn.domain.UnseenElementWarning` it raised (test structures that
-    hold elements the fit never saw)."""
+    hold elements the fit never saw).
+
+    ``method="predict_interval"`` (a conformal regressor): ``(prediction, lower,
+    upper)`` as float vectors instead of the prediction, from one prediction pass.
+    """
     from mcrt_sklearn.domain import UnseenElementWarning
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", UnseenElementWarning)
-        pred = np.asarray(est.predict(X), dtype=float).reshape(-1)
+        out = getattr(est, method)(X)
+        if method == "predict_interval":
+            pred = tuple(np.asarray(a, dtype=float).reshape(-1) for a in out)
+        else:
+            pred = np.asarray(out, dtype=float).reshape(-1)
     notes = [str(w.message) for w in caught if issubclass(w.category, UnseenElementWarning)]
     for w in caught:  # let every other warning through as it would have gone
         if not issubclass(w.category, UnseenElementWarning):

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from sklearn.exceptions import ConvergenceWarning
 
 from mcrt_sklearn.benchmark.context import make_run_context
-from mcrt_sklearn.benchmark.intervals import conformal, interval_bounds, interval_metrics
+from mcrt_sklearn.benchmark.intervals import conformal, interval_metrics
 from mcrt_sklearn.benchmark.keys import _RESULT_FORMAT, _model_spec, fold_key, model_components
 from mcrt_sklearn.benchmark.metrics import regression_metrics, within_group_spearman
 from mcrt_sklearn.benchmark.models import _estimator_params, predict_with_domain_check
@@ -140,14 +140,17 @@ def run_benchmark(
             for text in fit_warnings:
                 log(f"[{model}] fold {f + 1}/{len(folds)}: warning: {text}")
             t2 = time.perf_counter()
-            pred, domain_warnings = predict_with_domain_check(est, X_te)
+            bounds = None
+            if s.get("interval"):  # the point prediction and its interval in one pass
+                (pred, *bounds), domain_warnings = predict_with_domain_check(
+                    est, X_te, "predict_interval")
+            else:
+                pred, domain_warnings = predict_with_domain_check(est, X_te)
             t_pred = time.perf_counter() - t2
             for text in domain_warnings:
                 log(f"[{model}] fold {f + 1}/{len(folds)}: warning: {text}")
             metrics = regression_metrics(y[te], pred, k, lower)
-            bounds = None
-            if s.get("interval"):
-                bounds = interval_bounds(est, X_te)
+            if bounds is not None:
                 metrics.update(interval_metrics(y[te], *bounds))
             result = {"format": _RESULT_FORMAT, "key": key, "dataset": name, "target": target,
                       "transform": transform, "model": model, "fold": f, "metrics": metrics,
