@@ -194,11 +194,28 @@ class RecordStore(Sequence):
     @property
     def ids(self) -> list[str]:
         """The structure id of each record, in store order."""
-        return [self._locate(i)[1] for i in range(len(self))]
+        return [sid for _, sid in self._index()]
 
     def keys(self) -> list[str]:
         """The content key of each record, in store order."""
-        return [self._locate(i)[0] for i in range(len(self))]
+        return [key for key, _ in self._index()]
+
+    def _index(self) -> list[tuple[str, str]]:
+        """(key, id) of every position, in order, read with one cursor in one transaction
+        (big-endian positions sort in order)."""
+        n = len(self)
+        out = []
+        with self.env.begin() as txn:
+            cursor = txn.cursor()
+            if n and cursor.set_range(b"i/"):
+                for raw_key, value in cursor:
+                    if not raw_key.startswith(b"i/") or len(out) == n:
+                        break
+                    key, sid = value.decode().split("\0", 1)
+                    out.append((key, sid))
+        if len(out) != n:
+            raise StoreError(f"{self.path}: the index holds {len(out)} of {n} positions")
+        return out
 
     def has_key(self, key: str) -> bool:
         """Whether a record with this content key is stored."""
