@@ -91,6 +91,9 @@ def _add_training_args(p: argparse.ArgumentParser, epochs: int) -> None:
     p.add_argument("--lr", type=float, default=1e-4)
     p.add_argument("--device", default="auto", help="cpu, cuda or auto")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--resume", default=None, metavar="STATE",
+                   help="training-state file: written after every epoch; if it exists, the "
+                        "run continues from it (a killed run, started again)")
 
 
 def _expand_paths(inputs: Sequence[str]) -> list[str]:
@@ -182,6 +185,18 @@ def _cmd_featurize(args: argparse.Namespace) -> int:
     return 0
 
 
+def _training_kwargs(args: argparse.Namespace) -> dict:
+    """Estimator parameters of the training options (and the accelerator, if launched)."""
+    from mcrt_sklearn._launch import launched_accelerator
+
+    accelerator = launched_accelerator()
+    return dict(max_epochs=args.epochs, batch_size=args.batch_size, accumulate=args.accumulate,
+                lr=args.lr, random_state=args.seed, verbose=int(args.verbose),
+                resume_from=args.resume,
+                **({"accelerator": accelerator} if accelerator is not None
+                   else {"device": args.device}))
+
+
 def _arch_kwargs(args: argparse.Namespace, use_images: bool) -> dict:
     if args.checkpoint:
         return dict(checkpoint=args.checkpoint, trusted=args.trusted)
@@ -192,17 +207,16 @@ def _cmd_pretrain(args: argparse.Namespace) -> int:
     from mcrt_sklearn.estimators.pretrain import MCRTPretrainer
 
     records = _store_or_featurize(args, pretrain_labels=True)
-    pre = MCRTPretrainer(**_arch_kwargs(args, args.images != "none"), max_epochs=args.epochs,
-                         batch_size=args.batch_size, accumulate=args.accumulate, lr=args.lr,
-                         device=args.device,
-                         random_state=args.seed, verbose=int(args.verbose))
+    from mcrt_sklearn._launch import main_print
+
+    pre = MCRTPretrainer(**_arch_kwargs(args, args.images != "none"), **_training_kwargs(args))
     pre.fit(records)
     pre.save(args.out)
     last = pre.history_[-1]
     summary = ", ".join(f"{k}={last[k]:.4g}" for k in sorted(last)
                         if k.startswith("train_") and isinstance(last[k], float))
-    print(f"pre-trained on {len(records)} crystals for {len(pre.history_)} epochs ({summary})")
-    print(f"wrote checkpoint {args.out}")
+    main_print(pre, f"pre-trained on {len(records)} crystals for {len(pre.history_)} epochs "
+                     f"({summary})", f"wrote checkpoint {args.out}")
     return 0
 
 
@@ -232,16 +246,16 @@ def _cmd_finetune(args: argparse.Namespace) -> int:
     y = np.array([y_by_id[sid] for sid in ids], dtype=float)
     if args.log10:
         y = np.log10(y)
-    reg = MCRTRegressor(**_arch_kwargs(args, args.images != "none"), max_epochs=args.epochs,
-                        batch_size=args.batch_size, accumulate=args.accumulate, lr=args.lr,
-                        device=args.device,
-                        random_state=args.seed, verbose=int(args.verbose),
+    from mcrt_sklearn._launch import main_print
+
+    reg = MCRTRegressor(**_arch_kwargs(args, args.images != "none"), **_training_kwargs(args),
                         validation_fraction=args.validation_fraction)
     reg.fit(records, y)
     reg.save(args.out)
-    print(f"fine-tuned on {len(records)} crystals ({args.target}{', log10' if args.log10 else ''}); "
-          f"final train loss {reg.history_[-1, 'train_loss']:.4g}")
-    print(f"wrote model {args.out}")
+    main_print(reg, f"fine-tuned on {len(records)} crystals "
+                     f"({args.target}{', log10' if args.log10 else ''}); "
+                     f"final train loss {reg.history_[-1, 'train_loss']:.4g}",
+                f"wrote model {args.out}")
     return 0
 
 

@@ -26,6 +26,15 @@ from skorch.utils import TeeGenerator
 from torch import nn
 
 from mcrt_sklearn.collate import batch_to, collate
+from mcrt_sklearn.estimators._run import (  # noqa: F401  (re-exported to the estimators)
+    check_accumulation,
+    fit_net,
+    is_main_process,
+    main_process_writes,
+    n_processes,
+    rank_batching,
+    train_iterator_params,
+)
 from mcrt_sklearn.featurizers.record import MCRTInput
 from mcrt_sklearn.model.checkpoint import load_checkpoint
 from mcrt_sklearn.model.mcrt import MCRT, MCRTConfig
@@ -178,6 +187,9 @@ class MCRTNet(NeuralNet):
     def _autocast(self):
         return contextlib.nullcontext()
 
+    def _process_mean(self, value: torch.Tensor) -> torch.Tensor:
+        return value
+
     def train_step(self, batch, **fit_params):
         """One optimizer step over the batch's micro-batches (``OptimizerStep``)."""
         self._set_training(True)
@@ -203,20 +215,44 @@ class MCRTNet(NeuralNet):
         self.history.record_batch("grad_norm", log.grad_norm)
         preds = log.predictions
         y_pred = torch.cat(preds) if all(isinstance(p, torch.Tensor) for p in preds) else preds
-        return {"loss": torch.tensor(log.mean_loss), "y_pred": y_pred}
+        # the mean over the processes' crystals: the loss of the whole optimizer step
+        return {"loss": self._process_mean(torch.tensor(log.mean_loss)), "y_pred": y_pred}
 
     def validation_step(self, batch, **fit_params):
+        # with several processes each sees its shard; the mean over them is recorded, so
+        # every process picks the same best epoch
         step = super().validation_step(batch, **fit_params)
+        step["loss"] = self._process_mean(step["loss"].detach())
         if self.validation_mae:
             _, yi = unpack_data(batch)
             pred = step["y_pred"].reshape(-1).float()
             target = yi.to(pred.device).reshape(-1).float()
-            self.history.record_batch("valid_mae", float((pred - target).abs().mean()))
+            mae = self._process_mean((pred - target).abs().mean())
+            self.history.record_batch("valid_mae", float(mae))
         return step
 
 
 class AcceleratedMCRTNet(AccelerateMixin, MCRTNet):
     """:class:`MCRTNet` trained through Hugging Face ``accelerate`` (multi-GPU / multi-node)."""
+
+    def _initialize_accelerator(self):
+        if self._wrapped_with_accelerator:
+            return self
+        _find_unused_parameters(self.accelerator)
+        # a criterion without parameters (MSE, the pre-training's Identity) is not
+        # prepared: DistributedDataParallel refuses a module with none
+        plain = {}
+        for name in self._criteria:
+            criterion = getattr(self, name + "_")
+            if isinstance(criterion, nn.Module) and not any(
+                    p.requires_grad for p in criterion.parameters()):
+                plain[name] = criterion
+                setattr(self, name + "_", None)
+        try:
+            return super()._initialize_accelerator()
+        finally:
+            for name, criterion in plain.items():
+                setattr(self, name + "_", criterion)
 
     def _backward(self, loss: torch.Tensor) -> None:
         self.accelerator.backward(loss)
@@ -227,12 +263,38 @@ class AcceleratedMCRTNet(AccelerateMixin, MCRTNet):
     def _autocast(self):
         return self.accelerator.autocast()
 
+    def _process_mean(self, value: torch.Tensor) -> torch.Tensor:
+        if self.accelerator.num_processes == 1:
+            return value
+        return self.accelerator.reduce(value.reshape(1), reduction="mean").reshape(())
+
+
+def _find_unused_parameters(accelerator) -> None:
+    """Let DDP find the parameters a step leaves without gradient.
+
+    MCRT keeps the reference's architecture, parameters that no forward pass uses
+    included (the last ALIGNN layers' edge BatchNorm, the symmetry-element embedding,
+    the image embeddings of a network without images): without this DDP stops at the
+    first step."""
+    from accelerate.utils import DistributedDataParallelKwargs
+
+    handler = getattr(accelerator, "ddp_handler", None)
+    if handler is None:
+        accelerator.ddp_handler = DistributedDataParallelKwargs(find_unused_parameters=True)
+    elif not handler.find_unused_parameters:
+        handler.find_unused_parameters = True
+
 
 def net_class_and_device(est, plain: type, accelerated: type) -> tuple[type, dict]:
-    """The skorch net class and its device/accelerator keyword arguments for ``est``."""
+    """The skorch net class and its device/accelerator keyword arguments for ``est``.
+
+    Under an accelerator the network stays wrapped until :func:`fit_net` unwraps it
+    (after the callbacks' end of training: early stopping restores its best weights into
+    the wrapped module, whose parameter names it stored)."""
     if getattr(est, "accelerator", None) is None:
         return plain, {"device": device_of(est)}
-    return accelerated, {"accelerator": est.accelerator, "device": None}
+    return accelerated, {"accelerator": est.accelerator, "device": None,
+                         "unwrap_after_train": False}
 
 
 def module_device(module: nn.Module) -> torch.device:
@@ -375,17 +437,9 @@ def recipe_of(est, n_train: int) -> dict:
     check_accumulation(est)
     d = {p: getattr(est, p) for p in RECIPE_PARAMS}
     d["total_steps"] = est.max_epochs * optimizer_steps_per_epoch(n_train, est.batch_size)
+    d["accumulate"] = rank_batching(est)[1]  # the loss divisor of one process
     TrainingRecipe(**d)  # validate now, with the estimator's names in the message
     return d
-
-
-def check_accumulation(est) -> int:
-    """The micro-batch size ``batch_size // accumulate``; a clear error if it does not divide."""
-    acc = int(est.accumulate)
-    if acc < 1 or est.batch_size % acc:
-        raise ValueError(f"batch_size={est.batch_size} must be a positive multiple of "
-                         f"accumulate={est.accumulate} (micro-batches of batch_size // accumulate)")
-    return est.batch_size // acc
 
 
 def make_callbacks(est, has_valid: bool, monitor: str = "valid_loss") -> list:
@@ -403,9 +457,14 @@ def make_callbacks(est, has_valid: bool, monitor: str = "valid_loss") -> list:
         patience = est.max_epochs + 1 if est.patience is None else est.patience
         callbacks.append(("early_stopping", EarlyStopping(monitor=monitor, patience=patience,
                                                           threshold=0.0, load_best=True)))
-    if est.verbose:
+    if est.verbose and is_main_process(est):
         callbacks.append(("progress_bar", ProgressBar()))
     callbacks.extend(est.callbacks or [])
+    if getattr(est, "resume_from", None) is not None:
+        from mcrt_sklearn.training.state import TrainingState
+
+        callbacks.append(("training_state",
+                          TrainingState(est.resume_from, getattr(est, "accelerator", None))))
     return callbacks
 
 

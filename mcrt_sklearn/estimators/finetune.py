@@ -33,6 +33,8 @@ from mcrt_sklearn.estimators._net import (
     check_accumulation,
     check_records,
     data_summary,
+    fit_net,
+    main_process_writes,
     make_callbacks,
     module_device,
     net_class_and_device,
@@ -40,6 +42,7 @@ from mcrt_sklearn.estimators._net import (
     recipe_of,
     seeded,
     split_validation,
+    train_iterator_params,
 )
 from mcrt_sklearn.model.checkpoint import (
     load_checkpoint,
@@ -102,6 +105,8 @@ class _MCRTFineTuner(BaseEstimator):
         verbose: int = 0,
         callbacks: list | None = None,
         accelerator=None,
+        shuffle_seed: int | None = None,
+        resume_from: str | os.PathLike | None = None,
     ):
         self.checkpoint = checkpoint
         self.trusted = trusted
@@ -139,6 +144,8 @@ class _MCRTFineTuner(BaseEstimator):
         self.verbose = verbose
         self.callbacks = callbacks
         self.accelerator = accelerator
+        self.shuffle_seed = shuffle_seed
+        self.resume_from = resume_from
 
     # -- hooks for the subclasses ---------------------------------------------------
     def _encode_targets(self, y) -> np.ndarray:
@@ -169,8 +176,7 @@ class _MCRTFineTuner(BaseEstimator):
             validation_mae=self._monitor == "valid_mae",
             lr=self.lr,
             max_epochs=self.max_epochs,
-            batch_size=self.batch_size,
-            iterator_train__shuffle=True,
+            **train_iterator_params(self),
             iterator_train__collate_fn=CollateRecords(self.pad_to, self.shuffle_atoms,
                                                       require_images, self.random_state,
                                                       micro_batch_size=micro),
@@ -204,7 +210,7 @@ class _MCRTFineTuner(BaseEstimator):
             network = build_network(self, (self._task,), n_classes=self._n_classes())
             X_train, y_train, train_split = split_validation(self, X, y_enc)
             self.net_ = self._make_net(network, len(X_train), train_split)
-            self.net_.fit(X_train, y_train)
+            fit_net(self, self.net_, X_train, y_train)
             if self.recalibrate_batchnorm:
                 recalibrate_batchnorm(network, X_train, self.batch_size, module_device(network),
                                       self.pad_to, bool(network.config.use_images))
@@ -246,25 +252,29 @@ class _MCRTFineTuner(BaseEstimator):
     def _set_fitted_state(self, state: dict) -> None:
         pass
 
-    def save(self, path: str | os.PathLike) -> Path:
+    def save(self, path: str | os.PathLike) -> Path | None:
         """Save the fitted network and the estimator: safetensors weights + one JSON
         document (architecture, the estimator's parameters, its fitted state — target
         scaling or classes —, the library version and the provenance: what it was trained
         on, how, and what it started from).
 
-        Loading it never unpickles; it is also a checkpoint that
+        Returns the path written; under a multi-process accelerator only the main process
+        writes, and the others return None once it has. Loading it never unpickles; it
+        is also a checkpoint that
         :func:`~mcrt_sklearn.load_checkpoint`, ``MCRTEncoder(checkpoint=...)`` and
         ``MCRTRegressor(checkpoint=...)`` accept.
         """
         check_is_fitted(self, "net_")
         params = {k: v for k, v in self.get_params().items() if _plain(v)}
         params["checkpoint"] = None
+        params["resume_from"] = None  # the run's state file is not part of the model
         seen = getattr(self, "elements_seen_", None)
         extra = {"estimator": {"class": type(self).__name__, "params": params,
                                "fitted": self._fitted_state(),
                                "elements_seen": None if seen is None else list(seen)}}
-        return save_checkpoint(self.network_, path, extra=extra,
-                               provenance=getattr(self, "training_provenance_", None))
+        return main_process_writes(self, lambda: save_checkpoint(
+            self.network_, path, extra=extra,
+            provenance=getattr(self, "training_provenance_", None)))
 
     @classmethod
     def load(cls, path: str | os.PathLike, device: str | None = None):

@@ -20,6 +20,8 @@ from mcrt_sklearn.estimators._net import (
     check_accumulation,
     check_records,
     data_summary,
+    fit_net,
+    main_process_writes,
     make_callbacks,
     module_device,
     net_class_and_device,
@@ -27,6 +29,7 @@ from mcrt_sklearn.estimators._net import (
     recipe_of,
     seeded,
     split_validation,
+    train_iterator_params,
 )
 from mcrt_sklearn.model.checkpoint import save_checkpoint
 from mcrt_sklearn.model.heads import DEFAULT_SEP_WEIGHTS, weighted_bce_with_logits
@@ -200,6 +203,8 @@ class MCRTPretrainer(BaseEstimator):
         Continue pre-training from a checkpoint instead of a fresh network: a file, a
         published model's name (``"mcrt-pretrained"``) or an http(s) URL, resolved at
         ``fit``; ``trusted`` allows full unpickling of a file that needs it.
+    shuffle_seed, resume_from
+        As in :class:`~mcrt_sklearn.MCRTRegressor`.
     hid_dim, num_blocks, num_heads, mlp_ratio, alignn_hidden_dim, alignn_num_conv, drop_rate, use_images, positional
         Architecture (reference config names).
     lr, weight_decay, betas, eps, param_groups, lr_mult, schedule, warmup, end_lr, decay_power, accumulate, gradient_clip, max_epochs, validation_fraction, early_stopping, patience, shuffle_atoms, pad_to, recalibrate_batchnorm, random_state, device, verbose, callbacks, accelerator
@@ -266,6 +271,8 @@ class MCRTPretrainer(BaseEstimator):
         verbose: int = 0,
         callbacks: list | None = None,
         accelerator=None,
+        shuffle_seed: int | None = None,
+        resume_from: str | os.PathLike | None = None,
     ):
         self.tasks = tasks
         self.loss_weights = loss_weights
@@ -310,6 +317,8 @@ class MCRTPretrainer(BaseEstimator):
         self.verbose = verbose
         self.callbacks = callbacks
         self.accelerator = accelerator
+        self.shuffle_seed = shuffle_seed
+        self.resume_from = resume_from
 
     def _resolve_sep_weights(self, X) -> np.ndarray:
         if isinstance(self.sep_weights, str):
@@ -357,8 +366,7 @@ class MCRTPretrainer(BaseEstimator):
                 recipe=recipe_of(self, len(X_train)),
                 lr=self.lr,
                 max_epochs=self.max_epochs,
-                batch_size=self.batch_size,
-                iterator_train__shuffle=True,
+                **train_iterator_params(self),
                 iterator_train__collate_fn=CollateRecords(self.pad_to, self.shuffle_atoms,
                                                           require, self.random_state, labels,
                                                           micro_batch_size=micro),
@@ -372,7 +380,7 @@ class MCRTPretrainer(BaseEstimator):
                 loss_weights=self.loss_weights,
                 sep_weights=tuple(float(w) for w in self.sep_weights_),
             )
-            self.net_.fit(X_train, y_train)
+            fit_net(self, self.net_, X_train, y_train)
             if self.recalibrate_batchnorm:
                 recalibrate_batchnorm(network, X_train, self.batch_size, module_device(network),
                                       self.pad_to, require)
@@ -387,10 +395,13 @@ class MCRTPretrainer(BaseEstimator):
         }
         return self
 
-    def save(self, path: str | os.PathLike) -> Path:
+    def save(self, path: str | os.PathLike) -> Path | None:
         """Write the pre-trained network as a checkpoint (safetensors weights + JSON:
         architecture, heads, provenance — what it was pre-trained on and how; loads
-        without unpickling) that ``MCRTEncoder``/``MCRTRegressor(checkpoint=path)`` accept."""
+        without unpickling) that ``MCRTEncoder``/``MCRTRegressor(checkpoint=path)`` accept.
+
+        Returns the path written; under a multi-process accelerator only the main process
+        writes, and the others return None once it has."""
         check_is_fitted(self, "network_")
-        return save_checkpoint(self.network_, path,
-                               provenance=getattr(self, "training_provenance_", None))
+        return main_process_writes(self, lambda: save_checkpoint(
+            self.network_, path, provenance=getattr(self, "training_provenance_", None)))

@@ -99,6 +99,25 @@ class MCRTRegressor(RegressorMixin, _MCRTFineTuner):
         Train through Hugging Face ``accelerate`` (multi-GPU / multi-node, mixed
         precision; launch the script with ``accelerate launch``). ``device`` is then
         left to the accelerator.
+        With P processes, ``batch_size`` stays the crystals of one optimizer step in
+        all: each process computes ``accumulate // P`` of its micro-batches (so
+        ``accumulate`` must be a multiple of P), gradients are averaged across processes,
+        only the main process writes files and logs, and a run gives the weights of a
+        single-process run with the same ``shuffle_seed`` (BatchNorm running statistics
+        excepted: each process keeps those of its own micro-batches, and DDP uses the
+        main process's). The last step of an epoch is only the same when the epoch
+        divides into whole steps (accelerate evens out the processes' batches).
+    shuffle_seed : int, optional
+        Draw the epoch order from a generator of its own with this seed (None: from
+        torch's global generator, seeded by ``random_state``; with several processes,
+        which must all draw the same order, ``random_state`` or 0 then seeds it).
+    resume_from : path-like, optional
+        The run's training-state file (:class:`~mcrt_sklearn.training.TrainingState`):
+        written after every epoch (atomically, by the main process), and, when it exists
+        as ``fit`` starts, the run continues after the last epoch it holds — weights,
+        optimizer, schedule, history, best-epoch state and every random state restored,
+        so a killed run, rerun, ends with the weights of an uninterrupted one. A file of
+        another run (other data or settings) is refused with ``CheckpointError``.
 
     Attributes
     ----------
