@@ -111,3 +111,29 @@ def warn_unseen(estimator: Any, elements: Iterable[tuple[str, Sequence[str]]]
         warnings.warn(UnseenElementWarning(type(estimator).__name__, unseen, seen),
                       stacklevel=3)
     return unseen
+
+
+class ElementTap(Sequence):
+    """A lazy sequence of records (a record store) that notes each record's elements as
+    it is read, so the unseen-element check of a prediction from disk costs no second
+    read: predict through the tap, then :meth:`warn` (:func:`warn_unseen`)."""
+
+    _lazy_records = True
+
+    def __init__(self, base: Sequence[Any]):
+        self.base = base
+        self.seen: dict[int, tuple[str, tuple[str, ...]]] = {}
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        record = self.base[i]
+        self.seen[int(i)] = (_id_of(record, int(i)), element_symbols(atomic_numbers_of(record)))
+        return record
+
+    def warn(self, estimator: Any) -> list[tuple[str, tuple[str, ...]]]:
+        """:func:`warn_unseen` for the records read so far, in their order."""
+        return warn_unseen(estimator, [self.seen[i] for i in sorted(self.seen)])

@@ -91,6 +91,39 @@ def test_mcrt_regressor_warns_on_unseen_elements_and_keeps_them_through_save(tmp
     assert pickle.loads(pickle.dumps(est)).elements_seen_ == est.elements_seen_
 
 
+class _CountingRecords:
+    """A lazy record sequence (like a RecordStore) that counts the reads of each record."""
+
+    _lazy_records = True
+
+    def __init__(self, records):
+        self.records = records
+        self.reads = [0] * len(records)
+
+    def __len__(self):
+        return len(self.records)
+
+    def __getitem__(self, i):
+        self.reads[i] += 1
+        return self.records[i]
+
+
+def test_predict_from_disk_checks_elements_without_a_second_read():
+    from mcrt_sklearn import MCRTRegressor
+
+    train = _with_elements(random_records(8, images=False, seed=3), [1, 6, 7, 8])
+    sulfur = _with_elements(random_records(2, images=False, seed=4), [1, 6, 16])
+    est = MCRTRegressor(**SMALL).fit(train, np.linspace(0.0, 1.0, len(train)))
+    lazy = _CountingRecords(train[:3] + sulfur)
+    with pytest.warns(UnseenElementWarning, match="2 structure") as record:
+        pred = est.predict(lazy)
+    [w] = [r.message for r in record if isinstance(r.message, UnseenElementWarning)]
+    assert [sid for sid, _ in w.unseen] == [r.structure_id for r in sulfur]
+    np.testing.assert_allclose(pred, est.predict(train[:3] + sulfur), rtol=1e-6)
+    # the first record is also read once by the type check of check_records
+    assert lazy.reads == [2, 1, 1, 1, 1]
+
+
 def test_cgcnn_warns_on_unseen_elements(tmp_path):
     pytest.importorskip("skorch")
     from mcrt_sklearn.baselines import CGCNNRegressor

@@ -383,3 +383,22 @@ def test_the_earlier_recipe_stays_reachable(aza_records):
     assert clone(reg).get_params()["betas"] == (0.9, 0.999)
     with pytest.raises(ValueError, match="multiple of accumulate"):
         MCRTRegressor(**SMALL, batch_size=6, accumulate=4).fit(records[:8], y[:8])
+
+
+def test_bf16_inference_is_close_to_fp32_and_precision_is_checked(aza_records):
+    records, y, _ = aza_records
+    reg = MCRTRegressor(**LEARNS, max_epochs=2, batch_size=8, accumulate=1, lr=1e-3,
+                        random_state=0).fit(records[:32], y[:32])
+    fp32 = reg.predict(records[32:48])
+    bf16 = reg.set_params(precision="bf16").predict(records[32:48])
+    assert bf16.dtype == fp32.dtype and not np.array_equal(bf16, fp32)  # bf16 really ran
+    np.testing.assert_allclose(bf16, fp32, atol=0.05 * np.std(y[:32]))
+    enc = MCRTEncoder(**SMALL, random_state=0).fit()
+    a = enc.transform(records[:8])
+    b = enc.set_params(precision="bf16").transform(records[:8])
+    cos = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+    assert b.dtype == np.float32 and cos.min() > 0.99
+    with pytest.raises(ValueError, match="precision must be one of"):
+        MCRTEncoder(**SMALL, precision="fp8").fit()
+    with pytest.raises(ValueError, match="precision must be one of"):
+        MCRTRegressor(**SMALL, precision="half").fit(records[:8], y[:8])

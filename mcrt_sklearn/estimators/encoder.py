@@ -11,6 +11,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from mcrt_sklearn.collate import batch_to, collate
 from mcrt_sklearn.estimators._net import build_network, check_records, device_of, seeded
+from mcrt_sklearn.model.precision import check_precision, inference_autocast
 from mcrt_sklearn.model.rollout import cls_rollout
 
 __all__ = ["MCRTEncoder"]
@@ -48,6 +49,12 @@ class MCRTEncoder(TransformerMixin, BaseEstimator):
         Seed of a randomly initialised network.
     device : {"cpu", "cuda", "auto"}
         Where to run.
+    precision : {"fp32", "bf16"}
+        ``"bf16"``: the forward pass under bfloat16 autocast (faster on GPUs with bf16
+        units; embeddings returned as float32). Attention is PyTorch's fused
+        ``scaled_dot_product_attention`` in either case (the explicit softmax path only
+        runs for :meth:`explain`). Its accuracy against fp32:
+        ``benchmarks/inference_precision.py``.
 
     Attributes
     ----------
@@ -77,6 +84,7 @@ class MCRTEncoder(TransformerMixin, BaseEstimator):
         pad_to: int | None = None,
         random_state: int | None = None,
         device: str = "cpu",
+        precision: str = "fp32",
     ):
         self.checkpoint = checkpoint
         self.trusted = trusted
@@ -94,11 +102,13 @@ class MCRTEncoder(TransformerMixin, BaseEstimator):
         self.pad_to = pad_to
         self.random_state = random_state
         self.device = device
+        self.precision = precision
 
     def fit(self, X=None, y=None):
         """Load (or initialise) the network; X and y are not used."""
         if self.output not in _OUTPUTS:
             raise ValueError(f"output must be one of {sorted(_OUTPUTS)}, got {self.output!r}")
+        check_precision(self.precision)
         with seeded(self):
             network = build_network(self, ())
         self.network_ = network.to(device_of(self)).eval()
@@ -125,7 +135,7 @@ class MCRTEncoder(TransformerMixin, BaseEstimator):
             return np.empty((0, self.n_features_out_), dtype=np.float32)
         key = _OUTPUTS[self.output]
         parts = []
-        with torch.no_grad():
+        with torch.no_grad(), inference_autocast(self.precision, device_of(self)):
             for _, batch in self._batches(X):
                 parts.append(self.network_.encode(batch)[key].float().cpu().numpy())
         return np.concatenate(parts, axis=0)

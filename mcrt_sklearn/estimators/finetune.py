@@ -22,7 +22,7 @@ import torch
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
-from mcrt_sklearn.domain import check_elements, fitted_elements
+from mcrt_sklearn.domain import ElementTap, check_elements, fitted_elements
 from mcrt_sklearn.errors import CheckpointError
 from mcrt_sklearn.estimators._net import (
     AcceleratedMCRTNet,
@@ -49,6 +49,7 @@ from mcrt_sklearn.model.checkpoint import (
     read_checkpoint_metadata,
     save_checkpoint,
 )
+from mcrt_sklearn.model.precision import check_precision, inference_autocast
 
 __all__ = ["_MCRTFineTuner"]
 
@@ -107,6 +108,7 @@ class _MCRTFineTuner(BaseEstimator):
         accelerator=None,
         shuffle_seed: int | None = None,
         resume_from: str | os.PathLike | None = None,
+        precision: str = "fp32",
     ):
         self.checkpoint = checkpoint
         self.trusted = trusted
@@ -146,6 +148,7 @@ class _MCRTFineTuner(BaseEstimator):
         self.accelerator = accelerator
         self.shuffle_seed = shuffle_seed
         self.resume_from = resume_from
+        self.precision = precision
 
     # -- hooks for the subclasses ---------------------------------------------------
     def _encode_targets(self, y) -> np.ndarray:
@@ -202,6 +205,7 @@ class _MCRTFineTuner(BaseEstimator):
         self
         """
         X = check_records(X, type(self).__name__)
+        check_precision(self.precision)
         self.elements_seen_ = fitted_elements(X)
         y_enc = self._encode_targets(y)
         if len(y_enc) != len(X):
@@ -234,10 +238,17 @@ class _MCRTFineTuner(BaseEstimator):
     def _raw_predict(self, X) -> np.ndarray:
         check_is_fitted(self, "net_")
         X = check_records(X, type(self).__name__)
-        check_elements(self, X)
-        with torch.no_grad():
+        tap = None
+        if getattr(X, "_lazy_records", False):  # from disk: note the elements as read
+            X = tap = ElementTap(X)
+        else:
+            check_elements(self, X)
+        device = module_device(self.net_.module_)
+        with torch.no_grad(), inference_autocast(self.precision, device):
             out = self.net_.forward(X, training=False)
-        return out.detach().cpu().numpy()
+        if tap is not None:
+            tap.warn(self)
+        return out.detach().float().cpu().numpy()
 
     @property
     def network_(self):

@@ -111,6 +111,10 @@ class MCRTRegressor(RegressorMixin, _MCRTFineTuner):
         Draw the epoch order from a generator of its own with this seed (None: from
         torch's global generator, seeded by ``random_state``; with several processes,
         which must all draw the same order, ``random_state`` or 0 then seeds it).
+    precision : {"fp32", "bf16"}
+        Precision of ``predict``: ``"bf16"`` runs the forward pass under bfloat16 autocast
+        (training is float32, or the accelerator's ``mixed_precision``). Accuracy against
+        fp32: ``benchmarks/inference_precision.py``.
     resume_from : path-like, optional
         The run's training-state file (:class:`~mcrt_sklearn.training.TrainingState`):
         written after every epoch (atomically, by the main process), and, when it exists
