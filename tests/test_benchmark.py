@@ -502,3 +502,33 @@ def test_interval_columns_coverage_and_unchanged_keys_without(shared_data, tmp_p
     assert args.interval == 0.8
     with pytest.raises(ValueError, match="confidence level"):
         interval_settings(1.5)
+
+
+def test_grouped_run_can_validate_mcrt_on_whole_groups(shared_data, tmp_path, monkeypatch):
+    """``--set finetune.validation_split=groups``: the MCRT variants' best epoch is picked
+    on held-out training groups (the fold's groups are passed to fit); other keys than the
+    random validation's."""
+    from mcrt_sklearn.estimators.regressor import MCRTRegressor
+
+    seen = []
+    original = MCRTRegressor.fit
+
+    def fit(self, X, y, groups=None):
+        seen.append((self.validation_split, None if groups is None else len(set(groups))))
+        return original(self, X, y, groups=groups)
+
+    monkeypatch.setattr(MCRTRegressor, "fit", fit)
+    settings = merge_settings(TINY, {"max_structures": 40, "MCRTi": {"pretrained": False},
+                                     "finetune": {"validation_split": "groups",
+                                                  "validation_fraction": 0.25}})
+    kw = dict(models=["MCRTi"], cv=2, fast=True, out_dir=tmp_path, data_home=shared_data,
+              group="group", plots=False, verbose=False)
+    res = run_benchmark("azaphenacenes", "lattice_energy_kJ_per_mol", settings=settings, **kw)
+    assert [v for v, _ in seen] == ["groups", "groups"] and all(n >= 2 for _, n in seen)
+    run_dir = tmp_path / "azaphenacenes-lattice_energy_kJ_per_mol"
+    r = json.loads((run_dir / "folds" / "MCRTi" / "fold0.json").read_text())
+    assert r["estimator"]["params"]["validation_split"] == "groups"
+    plain = run_benchmark("azaphenacenes", "lattice_energy_kJ_per_mol",
+                          settings=merge_settings(TINY, {"max_structures": 40,
+                                                         "MCRTi": {"pretrained": False}}), **kw)
+    assert len(plain["fitted"]) == 2 and np.isfinite(res["summary"]["MCRTi"]["mae"]["mean"])

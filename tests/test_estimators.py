@@ -402,3 +402,32 @@ def test_bf16_inference_is_close_to_fp32_and_precision_is_checked(aza_records):
         MCRTEncoder(**SMALL, precision="fp8").fit()
     with pytest.raises(ValueError, match="precision must be one of"):
         MCRTRegressor(**SMALL, precision="half").fit(records[:8], y[:8])
+
+
+def test_validation_split_by_groups_holds_out_whole_groups(aza_records):
+    from mcrt_sklearn.estimators._net import group_validation_indices
+
+    groups = np.repeat(np.arange(10), [5, 8, 3, 12, 7, 6, 9, 4, 10, 6])
+    valid, train = group_validation_indices(groups, 0.2, random_state=0)
+    assert set(groups[valid]).isdisjoint(groups[train])
+    assert len(valid) + len(train) == len(groups) and 0.1 < len(valid) / len(groups) < 0.3
+    again, _ = group_validation_indices(groups, 0.2, random_state=0)
+    np.testing.assert_array_equal(valid, again)  # seeded
+    with pytest.raises(ValueError, match="at least 2 groups"):
+        group_validation_indices(np.zeros(5), 0.2, 0)
+
+    records, y, _ = aza_records
+    g = np.arange(24) // 4  # six groups of four
+    reg = MCRTRegressor(**SMALL, max_epochs=1, batch_size=8, accumulate=1, random_state=0,
+                        validation_fraction=0.25, validation_split="groups")
+    with pytest.raises(ValueError, match="needs fit"):
+        reg.fit(records[:24], y[:24])
+    reg.fit(records[:24], y[:24], groups=g)
+    held = {r.structure_id for r in reg.net_.train_split.keywords["valid_ds"].X}
+    held_groups = {g[i] for i, r in enumerate(records[:24]) if r.structure_id in held}
+    assert held and all(set(np.flatnonzero(g == k)) <= {i for i, r in enumerate(records[:24])
+                                                        if r.structure_id in held}
+                        for k in held_groups)
+    assert reg.training_provenance_["trained_on"]["validation_split"] == "groups"
+    with pytest.raises(ValueError, match="'random' or 'groups'"):
+        MCRTRegressor(**SMALL, validation_split="molecule").fit(records[:8], y[:8])

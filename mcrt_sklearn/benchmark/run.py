@@ -129,7 +129,10 @@ def run_benchmark(
             t1 = time.perf_counter()
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
-                if s.get("interval") and groups is not None:  # calibrated for new groups
+                # groups: conformal calibration for new groups, or an MCRT validation
+                # split of whole groups (finetune.validation_split="groups")
+                if groups is not None and (s.get("interval") or getattr(
+                        est, "validation_split", None) == "groups"):
                     est.fit(X_tr, y[tr], groups=groups[tr])
                 else:
                     est.fit(X_tr, y[tr])

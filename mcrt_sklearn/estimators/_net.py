@@ -19,8 +19,7 @@ import numpy as np
 import torch
 from skorch import NeuralNet
 from skorch.callbacks import EarlyStopping, PassthroughScoring, ProgressBar
-from skorch.dataset import Dataset, unpack_data
-from skorch.helper import predefined_split
+from skorch.dataset import unpack_data
 from skorch.hf import AccelerateMixin
 from skorch.utils import TeeGenerator
 from torch import nn
@@ -34,6 +33,12 @@ from mcrt_sklearn.estimators._run import (  # noqa: F401  (re-exported to the es
     n_processes,
     rank_batching,
     train_iterator_params,
+)
+from mcrt_sklearn.estimators._validation import (  # noqa: F401  (re-exported)
+    RecordView,
+    group_validation_indices,
+    split_validation,
+    validation_indices,
 )
 from mcrt_sklearn.featurizers.record import MCRTInput
 from mcrt_sklearn.model.checkpoint import load_checkpoint
@@ -337,25 +342,6 @@ def recalibrate_batchnorm(network: nn.Module, records, batch_size: int, device,
         network.train(was_training)
 
 
-class RecordView(Sequence):
-    """The records of ``base`` at ``indices``, read from ``base`` when asked for: a
-    validation split of a :class:`~mcrt_sklearn.store.RecordStore` stays on disk."""
-
-    _lazy_records = True
-
-    def __init__(self, base: Sequence[MCRTInput], indices):
-        self.base = base
-        self.indices = np.asarray(indices, dtype=np.int64).reshape(-1)
-
-    def __len__(self) -> int:
-        return len(self.indices)
-
-    def __getitem__(self, i):
-        if isinstance(i, slice):
-            return RecordView(self.base, self.indices[i])
-        return self.base[int(self.indices[i])]
-
-
 def check_records(X, name: str, allow_empty: bool = False) -> Sequence[MCRTInput]:
     """X as a sequence of records, with a clear error when it is something else (or,
     unless ``allow_empty``, when it is empty).
@@ -466,29 +452,6 @@ def make_callbacks(est, has_valid: bool, monitor: str = "valid_loss") -> list:
         callbacks.append(("training_state",
                           TrainingState(est.resume_from, getattr(est, "accelerator", None))))
     return callbacks
-
-
-def validation_indices(n: int, fraction: float, random_state: int | None
-                       ) -> tuple[np.ndarray, np.ndarray]:
-    """(validation, training) positions of the estimators' seeded hold-out of ``n`` records."""
-    n_valid = max(1, int(round(fraction * n)))
-    if n - n_valid < 1:
-        raise ValueError(f"validation_fraction={fraction} leaves no training data for {n} records")
-    order = np.random.default_rng(random_state).permutation(n)
-    return order[:n_valid], order[n_valid:]
-
-
-def split_validation(est, X: list, y: np.ndarray, stratify=None):
-    """(X_train, y_train, train_split) with a seeded hold-out of ``validation_fraction``."""
-    frac = est.validation_fraction
-    if not frac:
-        return X, y, None
-    valid, train = validation_indices(len(X), frac, est.random_state)
-    if getattr(X, "_lazy_records", False):  # a store: views, not copies
-        return RecordView(X, train), y[train], predefined_split(
-            Dataset(RecordView(X, valid), y[valid]))
-    ds = Dataset([X[i] for i in valid], y[valid])
-    return [X[i] for i in train], y[train], predefined_split(ds)
 
 
 def device_of(est) -> str:

@@ -96,6 +96,7 @@ class _MCRTFineTuner(BaseEstimator):
         gradient_clip: float | None = 1.0,
         max_epochs: int = 50,
         validation_fraction: float | None = 0.1,
+        validation_split: str = "random",
         early_stopping: bool = True,
         patience: int | None = None,
         shuffle_atoms: bool = True,
@@ -136,6 +137,7 @@ class _MCRTFineTuner(BaseEstimator):
         self.gradient_clip = gradient_clip
         self.max_epochs = max_epochs
         self.validation_fraction = validation_fraction
+        self.validation_split = validation_split
         self.early_stopping = early_stopping
         self.patience = patience
         self.shuffle_atoms = shuffle_atoms
@@ -190,7 +192,7 @@ class _MCRTFineTuner(BaseEstimator):
             **placement,
         )
 
-    def fit(self, X, y):
+    def fit(self, X, y, groups=None):
         """Fine-tune on records ``X`` and targets ``y``.
 
         Parameters
@@ -199,6 +201,9 @@ class _MCRTFineTuner(BaseEstimator):
             Records from :class:`~mcrt_sklearn.MCRTFeaturizer`.
         y : array-like of shape (n,)
             Targets.
+        groups : array-like of shape (n,), optional
+            Group of each record (e.g. its molecule); with ``validation_split="groups"``
+            the validation split holds out whole groups. Ignored otherwise.
 
         Returns
         -------
@@ -212,7 +217,7 @@ class _MCRTFineTuner(BaseEstimator):
             raise ValueError(f"got {len(X)} records and {len(y_enc)} targets")
         with seeded(self):
             network = build_network(self, (self._task,), n_classes=self._n_classes())
-            X_train, y_train, train_split = split_validation(self, X, y_enc)
+            X_train, y_train, train_split = split_validation(self, X, y_enc, groups=groups)
             self.net_ = self._make_net(network, len(X_train), train_split)
             fit_net(self, self.net_, X_train, y_train)
             if self.recalibrate_batchnorm:
@@ -226,7 +231,8 @@ class _MCRTFineTuner(BaseEstimator):
         self.best_epoch_ = restored or len(self.history_)
         self.training_provenance_ = {
             "origin": "fit", "estimator": type(self).__name__,
-            "trained_on": {**data_summary(X), "validation_fraction": self.validation_fraction},
+            "trained_on": {**data_summary(X), "validation_fraction": self.validation_fraction,
+                           "validation_split": self.validation_split},
             "training": {"epochs_run": len(self.history_), "best_epoch": self.best_epoch_,
                          "train_loss_of_best_epoch":
                              float(self.history_[self.best_epoch_ - 1, "train_loss"])},

@@ -70,6 +70,13 @@ class MCRTRegressor(RegressorMixin, _MCRTFineTuner):
     validation_fraction : float, optional
         Hold out this fraction (seeded by ``random_state``) for validation; the
         reference holds out 10 %. None: train on everything, keep the last epoch.
+    validation_split : {"random", "groups"}
+        ``"random"``: the held-out structures are drawn at random (the reference);
+        ``"groups"``: whole groups (``fit(X, y, groups=...)``, e.g. the molecule of each
+        structure of a multi-molecule landscape) are held out, about
+        ``validation_fraction`` of the structures, so that the best epoch is the one that
+        predicts molecules the network has not seen — what matters when it is to predict
+        new molecules.
     early_stopping : bool
         With a validation split: restore the weights of the epoch with the best
         validation metric (MAE for the regressor, loss for the classifier) at the end.
