@@ -124,7 +124,7 @@ def test_ddp_two_processes_train_like_one_with_the_same_global_batch(store, tmp_
                                atol=1e-4)
 
 
-def test_cli_pretrain_under_accelerate_launch(store, tmp_path):
+def test_cli_pretrain_and_finetune_under_accelerate_launch(store, tmp_path):
     pytest.importorskip("accelerate")
     out = tmp_path / "cli.safetensors"
     run = _launch("-m", "mcrt_sklearn", "pretrain", "--store", store, "--out", out, "--arch",
@@ -134,6 +134,21 @@ def test_cli_pretrain_under_accelerate_launch(store, tmp_path):
     assert run.stdout.count("wrote checkpoint") == 1  # printed by the main process only
     assert load_checkpoint(out).config.hid_dim == 64
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cli.safetensors"]
+    # fine-tune from it on the store, targets from a CSV, resumable state file
+    records = RecordStore(store)
+    targets = tmp_path / "targets.csv"
+    targets.write_text("id,density\n" + "".join(f"{r.structure_id},{r.density}\n"
+                                                 for r in records))
+    model, state = tmp_path / "model.safetensors", tmp_path / "run.state"
+    run = _launch("-m", "mcrt_sklearn", "finetune", "--store", store, "--targets", targets,
+                  "--target", "density", "--checkpoint", out, "--images", "none", "--epochs",
+                  "2", "--batch-size", "8", "--accumulate", "2", "--lr", "1e-3",
+                  "--resume", state, "--out", model)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert run.stdout.count("wrote model") == 1
+    assert torch.load(state, weights_only=True)["finished"]
+    reg = MCRTRegressor.load(model)
+    assert np.isfinite(reg.predict(records)).all()
 
 
 def _resume_run(tmp_path, records_file, state, name, kill=None):
