@@ -205,6 +205,12 @@ def test_a_store_pickles_feeds_dataloader_workers_and_estimators(tmp_path):
     view = RecordView(store, [5, 1])
     assert [r.structure_id for r in view] == [store.ids[5], store.ids[1]]
     assert len(view[1:]) == 1
+    # its ids come from the store's index, without reading a record
+    RecordStore.__getitem__ = lambda self, i: pytest.fail("a record was read")
+    try:
+        assert view.ids == [store.ids[5], store.ids[1]]
+    finally:
+        RecordStore.__getitem__ = getitem
 
 
 def test_dask_local_cluster_fills_the_same_store(tmp_path):

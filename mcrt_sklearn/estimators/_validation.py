@@ -31,6 +31,15 @@ class RecordView(Sequence):
             return RecordView(self.base, self.indices[i])
         return self.base[int(self.indices[i])]
 
+    @property
+    def ids(self) -> list:
+        """The structure ids at ``indices``, from the base's index where it has one (a
+        record store: no record is read), else from the records."""
+        base_ids = getattr(self.base, "ids", None)
+        if base_ids is not None:
+            return [base_ids[i] for i in self.indices]
+        return [self.base[int(i)].structure_id for i in self.indices]
+
 
 def validation_indices(n: int, fraction: float, random_state: int | None
                        ) -> tuple[np.ndarray, np.ndarray]:
