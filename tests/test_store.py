@@ -305,3 +305,23 @@ def test_cli_embed_from_a_store(tmp_path, capsys):
     again = MCRTEncoder(checkpoint=str(ckpt)).fit().transform(list(store))
     np.testing.assert_allclose(emb, again, rtol=1e-5, atol=1e-6)
     assert (tmp_path / "emb" / "tsne.png").stat().st_size > 1000
+
+
+def test_fit_and_predict_read_a_store_in_dataloader_workers(tmp_path):
+    from mcrt_sklearn import MCRTRegressor
+
+    store = featurize_to_store(_crystals(12), tmp_path / "s", MCRTFeaturizer(images=False))
+    y = np.linspace(0.0, 1.0, len(store))
+    params = dict(hid_dim=16, num_blocks=1, num_heads=2, alignn_hidden_dim=8,
+                  alignn_num_conv=1, use_images=False, max_epochs=2, batch_size=4,
+                  accumulate=1, validation_fraction=0.25, random_state=0, num_workers=2)
+    reg = MCRTRegressor(**params).fit(store, y)
+    assert reg.net_.iterator_train__num_workers == 2
+    assert np.isfinite(reg.history_[:, "train_loss"]).all()
+    pred = reg.predict(store)
+    again = MCRTRegressor(**params).fit(store, y).predict(store)
+    np.testing.assert_array_equal(pred, again)  # seeded, workers or not
+    reg.net_.iterator_valid__num_workers = 0
+    np.testing.assert_allclose(reg.predict(store), pred, rtol=1e-6)  # same network, in process
+    with pytest.raises(ValueError, match="num_workers"):
+        MCRTRegressor(**{**params, "num_workers": -1}).fit(store, y)

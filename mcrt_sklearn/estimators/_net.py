@@ -117,8 +117,15 @@ class CollateRecords:
     @property
     def generator(self) -> torch.Generator:
         if self._generator is None:
+            seed = 0 if self.seed is None else int(self.seed)
+            worker = torch.utils.data.get_worker_info()
+            if worker is not None:
+                # a DataLoader worker (a new copy every epoch): its own stream, from the
+                # worker seed the DataLoader draws for each epoch and worker, so that
+                # atom shuffling and pre-training masks differ between workers and epochs
+                seed = (seed * 1_000_003 + int(worker.seed)) % (2 ** 63)
             self._generator = torch.Generator()
-            self._generator.manual_seed(0 if self.seed is None else int(self.seed))
+            self._generator.manual_seed(seed)
         return self._generator
 
     def __call__(self, items):

@@ -55,6 +55,11 @@ def train_iterator_params(est) -> dict:
     must all draw the same order), from a generator of its own seeded by ``shuffle_seed``
     (else ``random_state``, else 0)."""
     params = {"batch_size": rank_batching(est)[0], "iterator_train__shuffle": True}
+    workers = int(getattr(est, "num_workers", 0) or 0)
+    if workers < 0:
+        raise ValueError(f"num_workers must be >= 0, got {workers}")
+    if workers:  # records read and collated in worker processes
+        params.update(iterator_train__num_workers=workers, iterator_valid__num_workers=workers)
     seed = getattr(est, "shuffle_seed", None)
     if seed is None and n_processes(est) > 1:
         seed = 0 if est.random_state is None else int(est.random_state)

@@ -109,6 +109,7 @@ class _MCRTFineTuner(BaseEstimator):
         accelerator=None,
         shuffle_seed: int | None = None,
         resume_from: str | os.PathLike | None = None,
+        num_workers: int = 0,
         precision: str = "fp32",
     ):
         self.checkpoint = checkpoint
@@ -150,6 +151,7 @@ class _MCRTFineTuner(BaseEstimator):
         self.accelerator = accelerator
         self.shuffle_seed = shuffle_seed
         self.resume_from = resume_from
+        self.num_workers = num_workers
         self.precision = precision
 
     # -- hooks for the subclasses ---------------------------------------------------
@@ -245,8 +247,9 @@ class _MCRTFineTuner(BaseEstimator):
         check_is_fitted(self, "net_")
         X = check_records(X, type(self).__name__)
         tap = None
-        if getattr(X, "_lazy_records", False):  # from disk: note the elements as read
-            X = tap = ElementTap(X)
+        in_process = not getattr(self.net_, "iterator_valid__num_workers", 0)
+        if getattr(X, "_lazy_records", False) and in_process:
+            X = tap = ElementTap(X)  # from disk: note the elements as they are read
         else:
             check_elements(self, X)
         device = module_device(self.net_.module_)

@@ -203,8 +203,9 @@ class MCRTPretrainer(BaseEstimator):
         Continue pre-training from a checkpoint instead of a fresh network: a file, a
         published model's name (``"mcrt-pretrained"``) or an http(s) URL, resolved at
         ``fit``; ``trusted`` allows full unpickling of a file that needs it.
-    shuffle_seed, resume_from
-        As in :class:`~mcrt_sklearn.MCRTRegressor`.
+    shuffle_seed, resume_from, num_workers
+        As in :class:`~mcrt_sklearn.MCRTRegressor` (each worker draws its own MAP masks
+        and APC pairs).
     hid_dim, num_blocks, num_heads, mlp_ratio, alignn_hidden_dim, alignn_num_conv, drop_rate, use_images, positional
         Architecture (reference config names).
     lr, weight_decay, betas, eps, param_groups, lr_mult, schedule, warmup, end_lr, decay_power, accumulate, gradient_clip, max_epochs, validation_fraction, early_stopping, patience, shuffle_atoms, pad_to, recalibrate_batchnorm, random_state, device, verbose, callbacks, accelerator
@@ -273,6 +274,7 @@ class MCRTPretrainer(BaseEstimator):
         accelerator=None,
         shuffle_seed: int | None = None,
         resume_from: str | os.PathLike | None = None,
+        num_workers: int = 0,
     ):
         self.tasks = tasks
         self.loss_weights = loss_weights
@@ -319,6 +321,7 @@ class MCRTPretrainer(BaseEstimator):
         self.accelerator = accelerator
         self.shuffle_seed = shuffle_seed
         self.resume_from = resume_from
+        self.num_workers = num_workers
 
     def _resolve_sep_weights(self, X) -> np.ndarray:
         if isinstance(self.sep_weights, str):

@@ -118,6 +118,10 @@ class MCRTRegressor(RegressorMixin, _MCRTFineTuner):
         Draw the epoch order from a generator of its own with this seed (None: from
         torch's global generator, seeded by ``random_state``; with several processes,
         which must all draw the same order, ``random_state`` or 0 then seeds it).
+    num_workers : int
+        DataLoader worker processes that read (from a record store) and collate the
+        batches of ``fit`` and ``predict``; 0 (default): in this process. Each worker
+        draws atom shuffling from its own stream, seeded by the DataLoader per epoch.
     precision : {"fp32", "bf16"}
         Precision of ``predict``: ``"bf16"`` runs the forward pass under bfloat16 autocast
         (training is float32, or the accelerator's ``mixed_precision``). Accuracy against
