@@ -153,7 +153,7 @@ def test_pretrained_starts_get_their_own_finetuning_settings():
     results = {"settings": fast, "models": ["MCRT", "MCRTp"], "pretrain_on": "corpus",
                "pretraining": {"True": {"n_structures": 200}}}
     line = benchmark.settings_line(results)
-    assert "lr 0.001" in line and "(lr 0.001, batch 8; pre-trained ones lr 0.0001)" in line
+    assert "lr 0.001" in line and "(lr 0.001, batch 8; pre-trained ones lr 0.0001, lr_mult 10)" in line
     assert "pre-trained ones" not in benchmark.settings_line({**results, "settings": paper})
 
 

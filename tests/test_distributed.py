@@ -52,6 +52,17 @@ def _launch(*args, processes: int = 2, timeout: int = 300) -> subprocess.Complet
     return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """One torch thread, as in the launched processes: parameters whose gradient is zero in
+    exact arithmetic (a bias before a BatchNorm) get rounding noise, which Adam turns into
+    full-size steps, and another summation order (another thread count) other noise."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def small_paths(shared_data):
     """16 small azaphenacene crystals (the fewest atoms) and their lattice energies."""
