@@ -94,6 +94,8 @@ def _add_training_args(p: argparse.ArgumentParser, epochs: int) -> None:
     p.add_argument("--resume", default=None, metavar="STATE",
                    help="training-state file: written after every epoch; if it exists, the "
                         "run continues from it (a killed run, started again)")
+    p.add_argument("--resume-every", type=int, default=None, metavar="STEPS",
+                   help="with --resume: also write the state every STEPS optimizer steps")
 
 
 def _expand_paths(inputs: Sequence[str]) -> list[str]:
@@ -192,7 +194,7 @@ def _training_kwargs(args: argparse.Namespace) -> dict:
     accelerator = launched_accelerator()
     return dict(max_epochs=args.epochs, batch_size=args.batch_size, accumulate=args.accumulate,
                 lr=args.lr, random_state=args.seed, verbose=int(args.verbose),
-                resume_from=args.resume,
+                resume_from=args.resume, resume_every=args.resume_every,
                 **({"accelerator": accelerator} if accelerator is not None
                    else {"device": args.device}))
 

@@ -4,8 +4,9 @@
 MCRT on the store, fine-tune a regressor from it, save both, and write on the main
 process a JSON report (per-rank results gathered).
 
-``python _train_worker.py resume RECORDS STATE OUT [KILL_EPOCH]``: fine-tune with
-``resume_from=STATE``; with KILL_EPOCH, SIGKILL itself in the middle of that epoch.
+``python _train_worker.py resume RECORDS STATE OUT [KILL_EPOCH [EVERY]]``: fine-tune with
+``resume_from=STATE`` (and ``resume_every=EVERY`` steps); with KILL_EPOCH (0: none),
+SIGKILL itself in the middle of that epoch.
 """
 
 from __future__ import annotations
@@ -75,13 +76,15 @@ def ddp(store_path: str, out: str) -> None:
                        "finetune_loss": list(reg.history_[:, "train_loss"])}, fh)
 
 
-def resume(records_path: str, state: str, out: str, kill_epoch: str | None = None) -> None:
+def resume(records_path: str, state: str, out: str, kill_epoch: str = "0",
+           every: str | None = None) -> None:
     from mcrt_sklearn import MCRTRegressor
 
     with open(records_path, "rb") as fh:
         records, y = pickle.load(fh)
-    callbacks = [("kill", KillAt(int(kill_epoch)))] if kill_epoch else None
-    reg = MCRTRegressor(**RESUME, resume_from=state or None, callbacks=callbacks)
+    callbacks = [("kill", KillAt(int(kill_epoch)))] if int(kill_epoch) else None
+    reg = MCRTRegressor(**RESUME, resume_from=state or None, callbacks=callbacks,
+                        resume_every=int(every) if every else None)
     reg.fit(records, y)
     torch.save({"weights": reg.network_.state_dict(),
                 "history": [dict(epoch=int(h["epoch"]), train_loss=float(h["train_loss"]),

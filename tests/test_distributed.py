@@ -162,10 +162,10 @@ def test_cli_pretrain_and_finetune_under_accelerate_launch(store, tmp_path):
     assert np.isfinite(reg.predict(records)).all()
 
 
-def _resume_run(tmp_path, records_file, state, name, kill=None):
+def _resume_run(tmp_path, records_file, state, name, kill=0, every=None):
     out = tmp_path / f"{name}.pt"
     args = [sys.executable, str(WORKER), "resume", str(records_file), str(state or ""),
-            str(out)] + ([str(kill)] if kill else [])
+            str(out), str(kill)] + ([str(every)] if every else [])
     run = subprocess.run(args, env=_env(), capture_output=True, text=True, timeout=300)
     return run, out
 
@@ -199,6 +199,29 @@ def test_sigkill_then_resume_gives_the_uninterrupted_weights(small_paths, tmp_pa
     for name, value in b["weights"].items():
         torch.testing.assert_close(torch.load(out_again)["weights"][name], value, rtol=0,
                                    atol=0, msg=name)
+
+
+def test_sigkill_mid_epoch_then_resume_at_the_step(small_paths, tmp_path):
+    """With resume_every=1 the run continues at the step after the last one written: the
+    same final weights as an uninterrupted run, though the kill came mid-epoch."""
+    paths, y = small_paths
+    records = MCRTFeaturizer(images=False).transform(paths)
+    records_file = tmp_path / "records.pkl"
+    records_file.write_bytes(pickle.dumps((records, y)))
+    state = tmp_path / "run.state"
+    killed, _ = _resume_run(tmp_path, records_file, state, "killed", kill=3, every=1)
+    assert killed.returncode == -9
+    stored = torch.load(state, weights_only=True)
+    # killed after the second batch of epoch 3, before its state: the first batch's is kept
+    assert stored["epochs_done"] == 2 and stored["partial"]["batches_done"] == 1
+    resumed, out_resumed = _resume_run(tmp_path, records_file, state, "resumed", every=1)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    plain, out_plain = _resume_run(tmp_path, records_file, None, "plain")
+    assert plain.returncode == 0, plain.stderr[-3000:]
+    a, b = torch.load(out_resumed), torch.load(out_plain)
+    assert a["history"] == b["history"] and a["best_epoch"] == b["best_epoch"]
+    for name, value in b["weights"].items():
+        torch.testing.assert_close(a["weights"][name], value, rtol=0, atol=0, msg=name)
 
 
 def test_state_file_of_another_run_is_refused(small_paths, tmp_path):

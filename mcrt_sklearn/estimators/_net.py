@@ -184,6 +184,21 @@ class MCRTNet(NeuralNet):
         self.recipe_ = recipe
         return self
 
+    # -- resuming inside an epoch (mcrt_sklearn.training.state) ----------------------
+    _resume_partial = None
+
+    def on_epoch_begin(self, net, dataset_train=None, dataset_valid=None, **kwargs):
+        if self._resume_partial is None:  # else the epoch's history row is restored
+            super().on_epoch_begin(net, dataset_train=dataset_train,
+                                   dataset_valid=dataset_valid, **kwargs)
+
+    def run_single_epoch(self, iterator, training, prefix, step_fn, **fit_params):
+        if training and iterator is not None and self._resume_partial is not None:
+            from mcrt_sklearn.training.state import run_resumed_epoch
+
+            return run_resumed_epoch(self, iterator, prefix, step_fn, **fit_params)
+        return super().run_single_epoch(iterator, training, prefix, step_fn, **fit_params)
+
     def infer(self, x, **fit_params):
         # device None: accelerate placed the batch already
         data = x.data if self.device is None else batch_to(x.data, self.device)
@@ -457,7 +472,8 @@ def make_callbacks(est, has_valid: bool, monitor: str = "valid_loss") -> list:
         from mcrt_sklearn.training.state import TrainingState
 
         callbacks.append(("training_state",
-                          TrainingState(est.resume_from, getattr(est, "accelerator", None))))
+                          TrainingState(est.resume_from, getattr(est, "accelerator", None),
+                                        every_steps=getattr(est, "resume_every", None))))
     return callbacks
 
 

@@ -109,6 +109,7 @@ class _MCRTFineTuner(BaseEstimator):
         accelerator=None,
         shuffle_seed: int | None = None,
         resume_from: str | os.PathLike | None = None,
+        resume_every: int | None = None,
         num_workers: int = 0,
         precision: str = "fp32",
     ):
@@ -151,6 +152,7 @@ class _MCRTFineTuner(BaseEstimator):
         self.accelerator = accelerator
         self.shuffle_seed = shuffle_seed
         self.resume_from = resume_from
+        self.resume_every = resume_every
         self.num_workers = num_workers
         self.precision = precision
 
@@ -288,6 +290,7 @@ class _MCRTFineTuner(BaseEstimator):
         params = {k: v for k, v in self.get_params().items() if _plain(v)}
         params["checkpoint"] = None
         params["resume_from"] = None  # the run's state file is not part of the model
+        params["resume_every"] = None
         seen = getattr(self, "elements_seen_", None)
         extra = {"estimator": {"class": type(self).__name__, "params": params,
                                "fitted": self._fitted_state(),

@@ -203,7 +203,7 @@ class MCRTPretrainer(BaseEstimator):
         Continue pre-training from a checkpoint instead of a fresh network: a file, a
         published model's name (``"mcrt-pretrained"``) or an http(s) URL, resolved at
         ``fit``; ``trusted`` allows full unpickling of a file that needs it.
-    shuffle_seed, resume_from, num_workers
+    shuffle_seed, resume_from, resume_every, num_workers
         As in :class:`~mcrt_sklearn.MCRTRegressor` (each worker draws its own MAP masks
         and APC pairs).
     hid_dim, num_blocks, num_heads, mlp_ratio, alignn_hidden_dim, alignn_num_conv, drop_rate, use_images, positional
@@ -274,6 +274,7 @@ class MCRTPretrainer(BaseEstimator):
         accelerator=None,
         shuffle_seed: int | None = None,
         resume_from: str | os.PathLike | None = None,
+        resume_every: int | None = None,
         num_workers: int = 0,
     ):
         self.tasks = tasks
@@ -321,6 +322,7 @@ class MCRTPretrainer(BaseEstimator):
         self.accelerator = accelerator
         self.shuffle_seed = shuffle_seed
         self.resume_from = resume_from
+        self.resume_every = resume_every
         self.num_workers = num_workers
 
     def _resolve_sep_weights(self, X) -> np.ndarray:

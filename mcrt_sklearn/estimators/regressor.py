@@ -133,6 +133,11 @@ class MCRTRegressor(RegressorMixin, _MCRTFineTuner):
         optimizer, schedule, history, best-epoch state and every random state restored,
         so a killed run, rerun, ends with the weights of an uninterrupted one. A file of
         another run (other data or settings) is refused with ``CheckpointError``.
+    resume_every : int, optional
+        With ``resume_from``, also write the state every this many optimizer steps, so a
+        killed run continues at the step after the last one written (the epoch's order
+        drawn again and the batches done skipped, never collated); None: at the end of
+        every epoch only.
 
     Attributes
     ----------

@@ -12,8 +12,13 @@ main process only, one file holding everything the rest of the run depends on:
   epoch order), gathered to the main process;
 - a fingerprint of the run (estimator, recipe, data), checked when resuming.
 
-When the file exists as ``fit`` starts, the run continues after the last epoch it holds:
-an interrupted run and an uninterrupted one end with the same weights. The file is read
+With ``every_steps``, the state is also written every that many optimizer steps inside an
+epoch, with the random states of the epoch's start (to draw the same epoch order again)
+and the number of batches done. When the file exists as ``fit`` starts, the run continues
+at the step after the last one it holds: the epoch's order is drawn again, the batches
+done are skipped at the sampler (never collated), and an interrupted run and an
+uninterrupted one end with the same weights (in one process without DataLoader workers
+bit for bit; workers start their augmentation streams afresh). The file is read
 with ``torch.load(weights_only=True)``, so it never unpickles code.
 """
 
@@ -33,7 +38,7 @@ from skorch.history import History
 
 from mcrt_sklearn.errors import CheckpointError
 
-__all__ = ["TrainingState", "STATE_FORMAT", "read_training_state"]
+__all__ = ["TrainingState", "STATE_FORMAT", "read_training_state", "set_rng_state"]
 
 #: Format name of the training-state file.
 STATE_FORMAT = "mcrt-training-state-v1"
@@ -88,7 +93,8 @@ def _rng_state(net) -> dict[str, Any]:
     return state
 
 
-def _set_rng_state(net, state: dict[str, Any]) -> None:
+def set_rng_state(net, state: dict[str, Any]) -> None:
+    """Set this process's random states (see :func:`_rng_state`); absent parts are kept."""
     torch.set_rng_state(state["torch"])
     name, keys, pos, has_gauss, cached = state["numpy"]
     np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
@@ -144,6 +150,9 @@ class TrainingState(Callback):
     accelerator : accelerate.Accelerator, optional
         With several processes, the random states of all of them are gathered and the
         main process alone writes.
+    every_steps : int, optional
+        Also write the state every this many optimizer steps (None: at the end of every
+        epoch only).
 
     Attributes
     ----------
@@ -154,11 +163,17 @@ class TrainingState(Callback):
         Epochs held by the file read by :meth:`load` (0 without a file).
     """
 
-    def __init__(self, path: str | os.PathLike, accelerator=None):
+    def __init__(self, path: str | os.PathLike, accelerator=None,
+                 every_steps: int | None = None):
+        if every_steps is not None and int(every_steps) < 1:
+            raise ValueError(f"every_steps must be a positive number of steps, got {every_steps}")
         self.path = path
         self.accelerator = accelerator
+        self.every_steps = every_steps
         self.fingerprint: dict = {}
         self._restore: dict | None = None
+        self._epoch_start: dict | None = None
+        self._steps = 0
         self.epochs_done_ = 0
 
     def load(self) -> int:
@@ -204,7 +219,28 @@ class TrainingState(Callback):
         if len(payload["rng"]) != world:
             raise CheckpointError(f"{self.path}: written by {len(payload['rng'])} process(es), "
                                   f"resumed by {world}")
-        _set_rng_state(net, payload["rng"][rank])
+        partial = payload.get("partial")
+        if partial is None:
+            set_rng_state(net, payload["rng"][rank])
+        else:  # the net finishes the epoch (MCRTNet.run_single_epoch)
+            net._resume_partial = {"batches_done": int(partial["batches_done"]),
+                                   "epoch_start": partial["epoch_start"][rank],
+                                   "now": payload["rng"][rank],
+                                   "stats": partial.get("stats")}
+
+    def on_epoch_begin(self, net, **kwargs):
+        # the random states the epoch order is drawn from (a DataLoader draws it when its
+        # iteration starts, after this); a resumed epoch keeps those it was written with
+        resumed = getattr(net, "_resume_partial", None)
+        self._epoch_start = resumed["epoch_start"] if resumed else _rng_state(net)
+        self._steps = resumed["batches_done"] if resumed else 0
+
+    def on_batch_end(self, net, batch=None, training=None, **kwargs):
+        if not training:
+            return
+        self._steps += 1
+        if self.every_steps and self._steps % int(self.every_steps) == 0:
+            self.write(net, finished=False, batches_done=self._steps)
 
     def on_epoch_end(self, net, **kwargs):
         self.write(net, finished=False)
@@ -219,16 +255,21 @@ class TrainingState(Callback):
         if len(net.history_) >= net.max_epochs or patience_spent:
             self.write(net, finished=True)
 
-    def write(self, net, finished: bool) -> None:
-        """Write the current state (the main process only; every process takes part)."""
+    def write(self, net, finished: bool, batches_done: int | None = None) -> None:
+        """Write the current state (the main process only; every process takes part).
+
+        ``batches_done``: the state is inside an epoch, after that many of its batches."""
         rank, world = _process(self.accelerator)
         rng = _rng_state(net)
+        start = self._epoch_start if batches_done is not None else None
         if world > 1:
             from accelerate.utils import gather_object
 
             rngs = gather_object([rng])
+            starts = gather_object([start]) if start is not None else None
         else:
             rngs = [rng]
+            starts = [start] if start is not None else None
         if rank != 0:
             return
         callbacks = {
@@ -237,10 +278,17 @@ class TrainingState(Callback):
             for name, cb in net.callbacks_ if name != "training_state"
         }
         scheduler = getattr(net, "scheduler_", None)
+        partial = None
+        if batches_done is not None:
+            stats = getattr(net, "_stats", None)  # the pre-training's per-task sums
+            partial = {"batches_done": int(batches_done), "epoch_start": starts,
+                       "stats": None if stats is None else {k: list(v) for k, v in stats.items()}}
         payload = {
             "format": STATE_FORMAT,
             "fingerprint": self.fingerprint,
-            "epochs_done": len(net.history_),
+            # the epoch in progress is not done
+            "epochs_done": len(net.history_) - (batches_done is not None),
+            "partial": partial,
             "finished": bool(finished),
             "module": _unwrap(net.module_).state_dict(),
             "optimizer": net.optimizer_.state_dict(),
@@ -250,3 +298,68 @@ class TrainingState(Callback):
             "rng": rngs,
         }
         _atomic_save(_plain(payload), Path(self.path))
+
+
+class SkipBatches:
+    """A batch sampler without the first ``skip`` batches of ``base`` (whose iteration
+    still draws the epoch order, so the batches after them are the same)."""
+
+    def __init__(self, base, skip: int):
+        self.base = base
+        self.skip = int(skip)
+
+    def __iter__(self):
+        for i, indices in enumerate(self.base):
+            if i >= self.skip:
+                yield indices
+
+    def __len__(self) -> int:
+        return max(0, len(self.base) - self.skip)
+
+
+def _skip_loader(net, loader, skip: int):
+    accelerator = getattr(net, "accelerator", None)
+    if accelerator is not None:
+        return accelerator.skip_first_batches(loader, skip)
+    from torch.utils.data import DataLoader
+
+    return DataLoader(loader.dataset, batch_sampler=SkipBatches(loader.batch_sampler, skip),
+                      collate_fn=loader.collate_fn, num_workers=loader.num_workers,
+                      pin_memory=loader.pin_memory, timeout=loader.timeout,
+                      worker_init_fn=loader.worker_init_fn, generator=loader.generator,
+                      multiprocessing_context=loader.multiprocessing_context)
+
+
+def run_resumed_epoch(net, iterator, prefix: str, step_fn, **fit_params) -> None:
+    """The rest of an epoch a training state was written in (``net._resume_partial``):
+    the epoch order drawn again from the epoch's starting random states, the batches done
+    skipped at the sampler, then this process's random states as they were when the
+    state was written, and skorch's batch loop over what is left."""
+    from skorch.dataset import get_len
+
+    partial, net._resume_partial = net._resume_partial, None
+    done, start, now = partial["batches_done"], partial["epoch_start"], partial["now"]
+    if partial.get("stats") is not None:
+        from collections import defaultdict
+
+        net._stats = defaultdict(lambda: [0.0, 0], {k: list(v)
+                                                    for k, v in partial["stats"].items()})
+    # the collate function's generator as it was; the order from the epoch's start
+    set_rng_state(net, {**now, "torch": start["torch"],
+                        **({"shuffle": start["shuffle"]} if "shuffle" in start else {})})
+    batches = iter(_skip_loader(net, iterator, done))
+    first = next(batches, None)  # draws the order, skips, collates the next batch
+    torch.set_rng_state(now["torch"])  # dropout goes on as it was
+    if "shuffle" in now:
+        net.iterator_train__generator.set_state(now["shuffle"])
+    count = done
+    rest = [] if first is None else [first]
+    for batch in (b for part in (rest, batches) for b in part):
+        net.notify("on_batch_begin", batch=batch, training=True)
+        step = step_fn(batch, **fit_params)
+        net.history.record_batch(prefix + "_loss", step["loss"].item())
+        size = get_len(batch[0]) if isinstance(batch, (tuple, list)) else get_len(batch)
+        net.history.record_batch(prefix + "_batch_size", size)
+        net.notify("on_batch_end", batch=batch, training=True, **step)
+        count += 1
+    net.history.record(prefix + "_batch_count", count)
