@@ -232,14 +232,8 @@ TINY = {
 
 
 @pytest.fixture(autouse=True)
-def one_torch_thread():
+def _tiny_networks_on_one_thread(one_torch_thread):
     """The tiny networks are slower with several threads on a busy machine."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture

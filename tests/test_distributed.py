@@ -52,15 +52,10 @@ def _launch(*args, processes: int = 2, timeout: int = 300) -> subprocess.Complet
     return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One torch thread, as in the launched processes: parameters whose gradient is zero in
-    exact arithmetic (a bias before a BatchNorm) get rounding noise, which Adam turns into
-    full-size steps, and another summation order (another thread count) other noise."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# One torch thread, as in the launched processes: parameters whose gradient is zero in
+# exact arithmetic (a bias before a BatchNorm) get rounding noise, which Adam turns into
+# full-size steps, and another summation order (another thread count) other noise.
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

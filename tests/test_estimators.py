@@ -27,12 +27,7 @@ LEARNS = dict(hid_dim=64, num_blocks=2, num_heads=4, alignn_hidden_dim=32, align
               use_images=False, drop_rate=0.0)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
