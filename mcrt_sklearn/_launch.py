@@ -23,7 +23,8 @@ def launched_accelerator():
 
 def main_print(est, *lines: str) -> None:
     """Print on the main process only (all of them, without an accelerator)."""
-    accelerator = getattr(est, "accelerator", None)
-    if accelerator is None or accelerator.is_main_process:
+    from mcrt_sklearn.estimators._run import is_main_process
+
+    if is_main_process(est):
         for line in lines:
             print(line)

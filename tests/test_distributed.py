@@ -234,3 +234,36 @@ def test_state_file_of_another_run_is_refused(small_paths, tmp_path):
     state.write_bytes(b"not a state")
     with pytest.raises(CheckpointError, match="not a readable training state"):
         MCRTRegressor(**params).fit(records, y[:8])
+
+
+class _Stop(Exception):
+    pass
+
+
+def test_pretraining_interrupted_mid_epoch_resumes_with_its_task_metrics(store, tmp_path):
+    """A pre-training stopped inside an epoch (an exception out of fit after its second
+    batch, whose state is not written: the first batch's is kept) and resumed ends as an
+    uninterrupted one, per-task epoch metrics and batch count included."""
+    from skorch.callbacks import Callback
+
+    class StopAt(Callback):
+        def on_batch_end(self, net, training=None, **kwargs):
+            if training and len(net.history) == 2 and len(net.history[-1]["batches"]) == 2:
+                raise _Stop
+
+    records = RecordStore(store)
+    params = dict(worker.TINY, tasks=("map", "apc", "cdp", "sep"), max_epochs=3, batch_size=4,
+                  accumulate=1, validation_fraction=None, random_state=0, resume_every=1)
+    state = tmp_path / "pre.state"
+    with pytest.raises(_Stop):
+        MCRTPretrainer(**params, resume_from=state, callbacks=[StopAt()]).fit(records)
+    assert torch.load(state, weights_only=True)["partial"]["batches_done"] == 1
+    resumed = MCRTPretrainer(**params, resume_from=state).fit(records)
+    plain = MCRTPretrainer(**params).fit(records)
+    keys = [k for k in plain.history_[-1] if k.startswith("train_")]
+    assert "train_map_loss" in keys and "train_apc_acc" in keys
+    for k in keys + ["train_batch_count"]:
+        assert resumed.history_[:, k] == plain.history_[:, k], k
+    for name, value in plain.network_.state_dict().items():
+        torch.testing.assert_close(resumed.network_.state_dict()[name], value, rtol=0, atol=0,
+                                   msg=name)

@@ -335,15 +335,12 @@ def run_resumed_epoch(net, iterator, prefix: str, step_fn, **fit_params) -> None
     the epoch order drawn again from the epoch's starting random states, the batches done
     skipped at the sampler, then this process's random states as they were when the
     state was written, and skorch's batch loop over what is left."""
-    from skorch.dataset import get_len
+    import itertools
 
     partial, net._resume_partial = net._resume_partial, None
     done, start, now = partial["batches_done"], partial["epoch_start"], partial["now"]
-    if partial.get("stats") is not None:
-        from collections import defaultdict
-
-        net._stats = defaultdict(lambda: [0.0, 0], {k: list(v)
-                                                    for k, v in partial["stats"].items()})
+    if partial.get("stats") is not None:  # the pre-training's sums, just reset
+        net._stats.update({k: list(v) for k, v in partial["stats"].items()})
     # the collate function's generator as it was; the order from the epoch's start
     set_rng_state(net, {**now, "torch": start["torch"],
                         **({"shuffle": start["shuffle"]} if "shuffle" in start else {})})
@@ -352,14 +349,8 @@ def run_resumed_epoch(net, iterator, prefix: str, step_fn, **fit_params) -> None
     torch.set_rng_state(now["torch"])  # dropout goes on as it was
     if "shuffle" in now:
         net.iterator_train__generator.set_state(now["shuffle"])
-    count = done
-    rest = [] if first is None else [first]
-    for batch in (b for part in (rest, batches) for b in part):
-        net.notify("on_batch_begin", batch=batch, training=True)
-        step = step_fn(batch, **fit_params)
-        net.history.record_batch(prefix + "_loss", step["loss"].item())
-        size = get_len(batch[0]) if isinstance(batch, (tuple, list)) else get_len(batch)
-        net.history.record_batch(prefix + "_batch_size", size)
-        net.notify("on_batch_end", batch=batch, training=True, **step)
-        count += 1
-    net.history.record(prefix + "_batch_count", count)
+    rest = itertools.chain([] if first is None else [first], batches)
+    net.run_single_epoch(rest, training=True, prefix=prefix, step_fn=step_fn, **fit_params)
+    # the epoch's batches: those done before the state was written too
+    count = prefix + "_batch_count"
+    net.history.record(count, net.history[-1, count] + done)
