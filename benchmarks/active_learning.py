@@ -133,7 +133,7 @@ def run_campaign(features, y, ids, estimator, strategy, seed, init, batch, round
                 table = suggest(estimator, X[lab], y[lab], X, [str(i) for i in range(n)],
                                 labelled_ids=[str(i) for i in lab], n=k,
                                 lower_is_better=lower_is_better, kappa=kappa,
-                                diversity=diversity, random_state=seed)
+                                diversity=diversity, random_state=seed, fitted=model)
             new = [int(i) for i in table["id"]]
         assert not set(new) & set(labelled), "a labelled structure was suggested"
         labelled.extend(new)
@@ -310,8 +310,11 @@ def main(argv=None) -> int:
                 for seed in range(args.seeds):
                     path = out / "campaigns" / f"{land}__{model}__{strategy}__{seed}.json"
                     if path.exists():
-                        campaigns.append(json.loads(path.read_text()))
-                        continue
+                        done = json.loads(path.read_text())
+                        if done.get("params") == params:
+                            campaigns.append(done)
+                            continue
+                        log.info("%s: other model parameters, re-running", path.name)
                     t0 = time.time()
                     curve = run_campaign(F, ysub, sub.ids, est, strategy, seed, args.init,
                                          args.batch, args.rounds, args.top, lower, args.kappa,

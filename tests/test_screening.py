@@ -246,6 +246,22 @@ def test_suggest_never_returns_a_labelled_id():
     assert sorted(table["id"]) == sorted(ids[10:])
 
 
+def test_suggest_uses_a_model_fitted_before():
+    X, y = _synthetic(40, seed=6)
+    ids = [f"s{i}" for i in range(40)]
+    lab = list(range(12))
+    gp = Pipeline([("scale", StandardScaler()), ("gp", make_gp_soap()[-1])])
+    kw = dict(labelled_ids=[ids[i] for i in lab], n=6, random_state=0)
+    fresh = suggest(gp, X[lab], y[lab], X, ids, **kw)
+    prefit = clone(gp).fit(X[lab], y[lab])
+    same = suggest(gp, X[lab], y[lab], X, ids, fitted=prefit, **kw)
+    pd.testing.assert_frame_equal(fresh, same)
+    # the model given is the one asked: one fitted on other targets ranks otherwise
+    other = clone(gp).fit(X[lab], -y[lab])
+    flipped = suggest(gp, X[lab], y[lab], X, ids, fitted=other, **kw)
+    assert not np.allclose(flipped["prediction"], fresh["prediction"])
+
+
 def test_landscape_figure_lists_the_known_forms(tmp_path):
     rng = np.random.default_rng(0)
     ids = [f"c{i}" for i in range(12)]

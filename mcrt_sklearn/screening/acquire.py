@@ -81,13 +81,15 @@ def select_diverse(score, embedding=None, n: int = 10, diversity: float = 1.0) -
 
 
 def predictive_std(estimator, X_labelled, y_labelled, X_pool, cv: int = 5,
-                   random_state: int | None = 0):
+                   random_state: int | None = 0, fitted=None):
     """``(mean, std, fitted)`` on the pool: the model's own std when it has one
-    (``fitted`` is then the estimator fitted on all labels), else the std implied by
-    50 % CV+ intervals (``fitted`` is the :class:`ConformalRegressor`)."""
+    (``fitted`` is then the estimator fitted on all labels: the ``fitted`` given, else a
+    clone of ``estimator`` fitted here), else the std implied by 50 % CV+ intervals
+    (``fitted`` is the :class:`ConformalRegressor`; a ``fitted`` given is not used)."""
     y = np.asarray(y_labelled, dtype=float)
     if supports_std(estimator):
-        fitted = clone(estimator).fit(X_labelled, y)
+        if fitted is None:
+            fitted = clone(estimator).fit(X_labelled, y)
         mean, std = fitted.predict(X_pool, return_std=True)
         return np.asarray(mean, float), np.asarray(std, float), fitted
     conf = ConformalRegressor(estimator, method="cross", confidence_level=0.5,
@@ -142,6 +144,7 @@ def suggest(
     embedding=None,
     cv: int = 5,
     random_state: int | None = 0,
+    fitted=None,
 ) -> pd.DataFrame:
     """The next ``n`` structures of the pool to compute.
 
@@ -157,6 +160,10 @@ def suggest(
     diversity : weight of the similarity penalty (0: plain top-n acquisition)
     embedding : (n_pool, d) array, optional; default :func:`embedding_of`
     cv, random_state : folds and seed of the conformal std (models without their own)
+    fitted : ``estimator`` already fitted on ``(X_labelled, y_labelled)``, optional; it
+        saves a fit: its own std is used (GP-SOAP, MCRT-ensemble) and, for MCRT, its
+        network gives the [CLS] embedding. Models without a std still make their
+        conformal fits.
 
     Returns
     -------
@@ -181,15 +188,16 @@ def suggest(
         out = pd.DataFrame(columns=["order", "id", "prediction", "std", "acquisition"])
         out.attrs["excluded_labelled"] = excluded
         return out
-    mean, std, fitted = predictive_std(estimator, as_samples(X_labelled), y_labelled, Xp,
-                                       cv=cv, random_state=random_state)
+    mean, std, used = predictive_std(estimator, as_samples(X_labelled), y_labelled, Xp,
+                                     cv=cv, random_state=random_state, fitted=fitted)
     score = acquisition(mean, std, lower_is_better, kappa)
     if embedding is None and diversity:
-        inner = fitted
+        inner = used
         numeric = hasattr(Xp, "shape") and Xp.dtype != object
-        if isinstance(fitted, ConformalRegressor) and not numeric:
-            # the conformal models live inside MAPIE: one more fit for the [CLS] network
-            inner = clone(estimator).fit(as_samples(X_labelled), np.asarray(y_labelled, float))
+        if isinstance(used, ConformalRegressor) and not numeric:
+            # the conformal models live inside MAPIE: the [CLS] network is a plain fit's
+            inner = fitted if fitted is not None else clone(estimator).fit(
+                as_samples(X_labelled), np.asarray(y_labelled, float))
         embedding = embedding_of(Xp, inner)
     chosen = select_diverse(score, embedding, n=n, diversity=diversity)
     out = pd.DataFrame({
