@@ -290,6 +290,13 @@ def test_end_to_end_resumable(shared_data, tmp_path, count_builds):
             assert r["provenance"]["versions"] == versions(
                 *benchmark.model_components(model, stored["settings"]))
             assert r["provenance"]["git_revision"] == git_revision()
+            # the network's epochs (the forest has none)
+            if model == "MCRTi":
+                assert r["training"]["epochs_run"] == 1 == r["training"]["best_epoch"]
+                assert len(r["training"]["train_loss"]) == 1
+                assert np.isfinite(r["training"]["train_loss"][0])
+            else:
+                assert "training" not in r
     assert stored["environment"]["versions"] == dict(VERSIONS)
     assert stored["environment"]["git_revision"] == git_revision()
     md = (run_dir / "results.md").read_text()

@@ -146,3 +146,20 @@ def _estimator_params(est) -> dict:
     if hasattr(est, "best_params_"):
         out["best_params"] = _plain(est.best_params_)
     return out
+
+
+def _training_curve(est) -> dict | None:
+    """What a network's fit did, per epoch (``history_``: train loss, validation loss and
+    validation MAE where recorded, all on the standardised targets) and the epoch kept
+    (``best_epoch_``); None without a history."""
+    history = getattr(est, "history_", None)
+    if history is None:
+        return None
+    out: dict = {"epochs_run": len(history)}
+    if getattr(est, "best_epoch_", None) is not None:
+        out["best_epoch"] = int(est.best_epoch_)
+    for name in ("train_loss", "valid_loss", "valid_mae"):
+        values = [epoch.get(name) for epoch in history]
+        if any(v is not None for v in values):
+            out[name] = [None if v is None else float(v) for v in values]
+    return out
