@@ -101,7 +101,9 @@ def markdown_table(results: dict) -> str:
                              else "")
     lines = [
         f"{results['dataset']} — {t}: {results['n_structures']} structures, "
-        + (f"{results['n_folds']} folds" if results["n_folds"] > 1 else
+        + (f"the paper's protocol (random 80/10/10 train/validation/test, "
+           f"{results['n_folds']} seeds)" if results.get("cv") == "paper" else
+           f"{results['n_folds']} folds" if results["n_folds"] > 1 else
            "one train/test split" + (" ({}/{})".format(*results["fold_sizes"][0])
                                      if results.get("fold_sizes") else ""))
         + (f" grouped by `{results['group']}`" if results["group"] else "")
