@@ -326,6 +326,24 @@ def test_end_to_end_resumable(shared_data, tmp_path, count_builds):
     assert sorted(third["skipped"]) == [("MCRTi", 0)]
 
 
+def test_only_some_folds_then_the_rest(shared_data, tmp_path, count_builds):
+    """Folds shared between runs (machines): each fits its own, the last sees them all."""
+    kw = dict(models=["RF-SOAP"], cv=3, fast=True, out_dir=tmp_path, data_home=shared_data,
+              settings=TINY, verbose=False)
+    first = run_benchmark("azaphenacenes", "lattice_energy_kJ_per_mol", only_folds=[2], **kw)
+    assert first["fitted"] == [("RF-SOAP", 2)] and first["summary"]["RF-SOAP"]["n_folds"] == 1
+    assert "| RF-SOAP (1 of 3) |" in markdown_table(first)
+    run_dir = tmp_path / "azaphenacenes-lattice_energy_kJ_per_mol"
+    assert sorted(p.name for p in (run_dir / "folds" / "RF-SOAP").iterdir()) == ["fold2.json"]
+    rest = run_benchmark("azaphenacenes", "lattice_energy_kJ_per_mol", **kw)
+    assert rest["fitted"] == [("RF-SOAP", 0), ("RF-SOAP", 1)]
+    assert rest["skipped"] == [("RF-SOAP", 2)] and rest["summary"]["RF-SOAP"]["n_folds"] == 3
+    assert "| RF-SOAP |" in markdown_table(rest)
+    assert count_builds == ["RF-SOAP"] * 3
+    with pytest.raises(ValueError, match="only_folds"):
+        run_benchmark("azaphenacenes", "lattice_energy_kJ_per_mol", only_folds=[3], **kw)
+
+
 def test_cli_on_a_folder(shared_data, tmp_path, capsys):
     """``--data DIR`` with a custom properties.csv, log10 target, grouped split."""
     src = shared_data / "azaphenacenes"

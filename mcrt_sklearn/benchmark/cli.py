@@ -63,6 +63,10 @@ def build_benchmark_parser(prog: str = "mcrt-sklearn benchmark") -> argparse.Arg
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--no-plots", action="store_true")
+    p.add_argument("--folds", type=int, nargs="+", default=None, metavar="K",
+                   help="fit only these folds, numbered as the fold files (0 = "
+                        "folds/<model>/fold0.json), e.g. to share one run folder between "
+                        "machines; the table then holds the folds done so far")
     p.add_argument("--few-shot", type=int, nargs="+", default=None, metavar="N",
                    help="few-shot protocol instead of CV (needs --group): train on the other "
                    "groups, then adapt with N structures of each target group, e.g. 0 5 10 20")
@@ -114,7 +118,8 @@ def benchmark_main(argv: Sequence[str] | None = None) -> int:
         cv="paper" if args.protocol == "paper" else args.cv,
         group=args.group, pretrain_on=args.pretrain_on, fast=args.fast, out_dir=args.out,
         data_home=args.data_home, random_state=args.seed, settings=overrides,
-        plots=not args.no_plots)
+        plots=not args.no_plots,
+        only_folds=args.folds)
     print()
     print(markdown_table(results))
     print(f"\nresults: {results['run_dir']}/results.json (+ results.md, parity.png, radar.png)")

@@ -124,8 +124,10 @@ def markdown_table(results: dict) -> str:
         w = f" {_fmt(e['spearman_within_group'], 3)} |" if has_within else ""
         if has_iv:
             w += f" {_fmt(e['coverage'], 3)} | {_fmt(e['width'], 2)} |"
+        name = model if e["n_folds"] == results["n_folds"] else \
+            f"{model} ({e['n_folds']} of {results['n_folds']})"
         lines.append(
-            f"| {model} | {_fmt(e['mae'], 2)} | {_fmt(e['rmse'], 2)} | {_fmt(e['r2'], 3)} | "
+            f"| {name} | {_fmt(e['mae'], 2)} | {_fmt(e['rmse'], 2)} | {_fmt(e['r2'], 3)} | "
             f"{_fmt(e['spearman'], 3)} |{w} {_fmt(e['topk'], 1)} / {e['k']} | "
             f"{e['fit_seconds']['mean']:.0f} | {', '.join(e.get('devices', ['?']))} |"
         )

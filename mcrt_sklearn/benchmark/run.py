@@ -38,6 +38,7 @@ def run_benchmark(
     settings: dict | None = None,
     plots: bool = True,
     verbose: bool = True,
+    only_folds: Sequence[int] | None = None,
 ) -> dict:
     """Cross-validate ``models`` on one dataset/target with shared folds; resumable.
 
@@ -73,6 +74,10 @@ def run_benchmark(
         Write ``parity.png`` and ``radar.png``.
     verbose : bool
         Print progress lines.
+    only_folds : sequence of int, optional
+        Fit only these folds (0-based; e.g. one per machine of a cluster). Folds fitted
+        before are still read; the others are left out of this call's summary, whose
+        ``n_folds`` per model then says how many it holds.
 
     Returns
     -------
@@ -89,6 +94,10 @@ def run_benchmark(
     name, transform, ids, y, groups = ctx.name, ctx.transform, ctx.ids, ctx.y, ctx.groups
     run_dir, inputs, factory = ctx.run_dir, ctx.inputs, ctx.factory
     folds = task_folds(ctx.task, cv, s["seed"])
+    if only_folds is not None:
+        only_folds = sorted({int(f) for f in only_folds})
+        if not only_folds or only_folds[0] < 0 or only_folds[-1] >= len(folds):
+            raise ValueError(f"only_folds must name folds 0 … {len(folds) - 1}; got {only_folds}")
     if cv == "paper":  # validation = 10 % of all, held out of the 90 % training part
         frac = PAPER_PROTOCOL["validation_fraction"] / (1 - PAPER_PROTOCOL["test_fraction"])
         s["finetune"] = {**s["finetune"], "validation_fraction": frac}
@@ -121,7 +130,10 @@ def run_benchmark(
                     skipped.append((model, f))
                     log(f"[{model}] fold {f + 1}/{len(folds)}: done before, skipped")
                     continue
-                log(f"[{model}] fold {f + 1}/{len(folds)}: settings changed, re-running")
+                if only_folds is None or f in only_folds:
+                    log(f"[{model}] fold {f + 1}/{len(folds)}: settings changed, re-running")
+            if only_folds is not None and f not in only_folds:
+                continue
             est, X = factory.build(model)
             X_tr = [X[i] for i in tr]
             X_te = [X[i] for i in te]
