@@ -13,8 +13,11 @@ from mcrt_sklearn.benchmark.context import make_run_context
 from mcrt_sklearn.benchmark.intervals import conformal, interval_metrics
 from mcrt_sklearn.benchmark.keys import _RESULT_FORMAT, _model_spec, fold_key, model_components
 from mcrt_sklearn.benchmark.metrics import regression_metrics, within_group_spearman
-from mcrt_sklearn.benchmark.models import (_estimator_params, _training_curve,
-                                           predict_with_domain_check)
+from mcrt_sklearn.benchmark.models import (
+    _estimator_params,
+    _training_curve,
+    predict_with_domain_check,
+)
 from mcrt_sklearn.benchmark.report import markdown_table, summarize, write_plots
 from mcrt_sklearn.benchmark.settings import MODELS, PAPER_PROTOCOL, _is_pretrained
 from mcrt_sklearn.benchmark.storage import _environment, _write_json
