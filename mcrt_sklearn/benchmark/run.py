@@ -123,6 +123,7 @@ def run_benchmark(
                 payload["interval"] = s["interval"]
             key = fold_key(payload, model, s)
             path = run_dir / "folds" / model / f"fold{f}.json"
+            wanted = only_folds is None or f in only_folds
             if path.is_file():
                 try:
                     old = json.loads(path.read_text())
@@ -133,9 +134,9 @@ def run_benchmark(
                     skipped.append((model, f))
                     log(f"[{model}] fold {f + 1}/{len(folds)}: done before, skipped")
                     continue
-                if only_folds is None or f in only_folds:
+                if wanted:
                     log(f"[{model}] fold {f + 1}/{len(folds)}: settings changed, re-running")
-            if only_folds is not None and f not in only_folds:
+            if not wanted:
                 continue
             est, X = factory.build(model)
             X_tr = [X[i] for i in tr]
