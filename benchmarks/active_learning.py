@@ -49,7 +49,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from mcrt_sklearn.screening.acquire import suggest  # noqa: E402
+from mcrt_sklearn.screening.acquire import suggest, supports_std  # noqa: E402
 from mcrt_sklearn.screening.loading import featurize_reporting  # noqa: E402
 from mcrt_sklearn.screening.models import build_model  # noqa: E402
 from mcrt_sklearn.screening.workflow import default_lower_is_better  # noqa: E402
@@ -109,31 +109,40 @@ def run_campaign(features, y, ids, estimator, strategy, seed, init, batch, round
     true_top = set(order[:top].tolist())
     labelled = [int(i) for i in rng.choice(n, size=min(init, n), replace=False)]
     curve = {"n_labels": [], "top_recovered": [], "mae_unlabelled": [], "seconds": []}
+    # a model with its own std gives suggest the same mean as its predict: the MAE on the
+    # unlabelled structures is read from suggest's pool predictions, not predicted twice
+    reuse = strategy != "random" and supports_std(estimator)
     for r in range(rounds + 1):
         t0 = time.time()
         lab = np.array(labelled)
         rest = np.setdiff1d(np.arange(n), lab)
+        last = r == rounds or not len(rest)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             model = clone(estimator).fit(X[lab], y[lab])
-            mae = float(np.abs(np.asarray(model.predict(X[rest])).ravel() - y[rest]).mean()) \
-                if len(rest) else float("nan")
+            table = None
+            if not last and strategy != "random":
+                table = suggest(estimator, X[lab], y[lab], X, [str(i) for i in range(n)],
+                                labelled_ids=[str(i) for i in lab], n=min(batch, len(rest)),
+                                lower_is_better=lower_is_better, kappa=kappa,
+                                diversity=diversity, random_state=seed, fitted=model)
+            if not len(rest):
+                pred = np.array([])
+            elif reuse and table is not None:
+                pred = table.attrs["pool_prediction"].loc[[str(i) for i in rest]].to_numpy()
+            else:
+                pred = np.asarray(model.predict(X[rest]), dtype=float).ravel()
+        mae = float(np.abs(pred - y[rest]).mean()) if len(rest) else float("nan")
         curve["n_labels"].append(len(lab))
         curve["top_recovered"].append(len(true_top & set(labelled)))
         curve["mae_unlabelled"].append(mae)
-        if r == rounds or not len(rest):
+        if last:
             curve["seconds"].append(time.time() - t0)
             break
-        k = min(batch, len(rest))
-        if strategy == "random":
+        if table is None:
+            k = min(batch, len(rest))
             new = [int(i) for i in rng.choice(rest, size=k, replace=False)]
         else:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                table = suggest(estimator, X[lab], y[lab], X, [str(i) for i in range(n)],
-                                labelled_ids=[str(i) for i in lab], n=k,
-                                lower_is_better=lower_is_better, kappa=kappa,
-                                diversity=diversity, random_state=seed, fitted=model)
             new = [int(i) for i in table["id"]]
         assert not set(new) & set(labelled), "a labelled structure was suggested"
         labelled.extend(new)

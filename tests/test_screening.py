@@ -260,6 +260,39 @@ def test_suggest_uses_a_model_fitted_before():
     other = clone(gp).fit(X[lab], -y[lab])
     flipped = suggest(gp, X[lab], y[lab], X, ids, fitted=other, **kw)
     assert not np.allclose(flipped["prediction"], fresh["prediction"])
+    # the pool's predictions come back: every unlabelled id, the fitted model's mean
+    pool = same.attrs["pool_prediction"]
+    assert list(pool.index) == ids[12:]
+    np.testing.assert_allclose(pool.to_numpy(), prefit.predict(X[12:]), rtol=1e-12)
+    np.testing.assert_allclose(pool.loc[same["id"]].to_numpy(), same["prediction"])
+
+
+def test_active_learning_campaign_reads_the_mae_from_suggest():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "active_learning.py"
+    spec = importlib.util.spec_from_file_location("active_learning_bench", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    X, y = _synthetic(60, seed=7)
+    gp = Pipeline([("scale", StandardScaler()), ("gp", make_gp_soap()[-1])])
+    kw = dict(init=10, batch=5, rounds=3, top=5, lower_is_better=True, kappa=1.0,
+              diversity=1.0)
+    curve = bench.run_campaign(X, y, None, gp, "acquisition", 0, **kw)
+    assert curve["n_labels"] == [10, 15, 20, 25]
+    # the same campaign, each MAE predicted afresh by a model fitted on the labels so far
+    rng = np.random.default_rng(0)
+    labelled = [int(i) for i in rng.choice(60, size=10, replace=False)]
+    for r, mae in enumerate(curve["mae_unlabelled"]):
+        rest = np.setdiff1d(np.arange(60), labelled)
+        model = clone(gp).fit(X[labelled], y[labelled])
+        assert mae == pytest.approx(np.abs(model.predict(X[rest]) - y[rest]).mean(), rel=1e-9)
+        if r < 3:
+            table = suggest(gp, X[labelled], y[labelled], X, [str(i) for i in range(60)],
+                            labelled_ids=[str(i) for i in labelled], n=5, random_state=0,
+                            fitted=model)
+            labelled += [int(i) for i in table["id"]]
 
 
 def test_landscape_figure_lists_the_known_forms(tmp_path):

@@ -168,7 +168,10 @@ def suggest(
     Returns
     -------
     DataFrame with ``order`` (1 = first to compute), ``id``, ``prediction``, ``std``,
-    ``acquisition``; ``attrs["excluded_labelled"]`` counts pool entries dropped as labelled.
+    ``acquisition``; ``attrs["excluded_labelled"]`` counts pool entries dropped as labelled,
+    and ``attrs["pool_prediction"]`` (a Series indexed by id) holds the predicted mean of
+    every pool entry that could be suggested: the fitted model's own prediction for models
+    with their own std, the conformal ensemble's otherwise.
     """
     pool_ids = [str(i) for i in pool_ids]
     labelled = {str(i) for i in labelled_ids}
@@ -187,6 +190,7 @@ def suggest(
     if not ids:
         out = pd.DataFrame(columns=["order", "id", "prediction", "std", "acquisition"])
         out.attrs["excluded_labelled"] = excluded
+        out.attrs["pool_prediction"] = pd.Series(dtype=float)
         return out
     mean, std, used = predictive_std(estimator, as_samples(X_labelled), y_labelled, Xp,
                                      cv=cv, random_state=random_state, fitted=fitted)
@@ -208,6 +212,7 @@ def suggest(
         "acquisition": score[chosen],
     })
     out.attrs["excluded_labelled"] = excluded
+    out.attrs["pool_prediction"] = pd.Series(mean, index=ids, dtype=float)
     return out
 
 
