@@ -142,9 +142,27 @@ def test_a_fit_that_learns_nothing_warns(aza_records):
     records, y, _ = aza_records
     # lr 0: the weights never move, the loss stays at (or above) the mean predictor's 1.0
     reg = MCRTRegressor(**SMALL, max_epochs=1, batch_size=8, lr=0.0, random_state=0)
-    with pytest.warns(ConvergenceWarning, match="little better than the mean"):
+    with pytest.warns(ConvergenceWarning, match="little better than the mean") as caught:
         reg.fit(records[:16], y[:16])
     assert reg.history_[-1, "train_loss"] >= 0.9
+    # the last epoch was kept, so the advice is to train longer
+    assert "(epoch 1 of 1)" in str(caught[0].message)
+    assert "Train longer (max_epochs=1)" in str(caught[0].message)
+
+
+def test_no_fit_warning_says_when_more_epochs_would_not_help(aza_records):
+    records, y, _ = aza_records
+    reg = MCRTRegressor(**SMALL, max_epochs=3, batch_size=8, lr=0.0, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        reg.fit(records[:16], y[:16])
+    # as if validation had kept the first of the three epochs
+    reg.best_epoch_ = 1
+    with pytest.warns(ConvergenceWarning, match="little better than the mean") as caught:
+        reg._check_training()
+    message = str(caught[0].message)
+    assert "(epoch 1 of 3)" in message
+    assert "training longer will not help" in message and "Train longer" not in message
 
 
 def test_images_required_when_the_model_uses_them(aza_records):

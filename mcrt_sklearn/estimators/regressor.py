@@ -189,16 +189,24 @@ class MCRTRegressor(RegressorMixin, _MCRTFineTuner):
 
     def _check_training(self) -> None:
         loss = float(self.history_[self.best_epoch_ - 1, "train_loss"])
-        if loss >= self._no_fit_loss:
-            warnings.warn(
-                f"MCRTRegressor: the training loss of the epoch kept (epoch {self.best_epoch_}) "
-                f"is {loss:.3g} on standardised "
-                f"targets (1.0 = always predicting the training mean): the network fits its "
-                f"training data little better than the mean, or collapsed to it. Train "
-                f"longer (max_epochs={self.max_epochs})"
-                + (f"; a pre-trained start that collapsed needs a lower lr (lr={self.lr:g}; "
-                   "the paper fine-tunes at 1e-4)." if self.lr > 1e-4 else "."),
-                ConvergenceWarning, stacklevel=3)
+        if loss < self._no_fit_loss:
+            return
+        run = len(self.history_)
+        if self.best_epoch_ < run:
+            # validation picked an early epoch: more epochs would not have been kept
+            advice = (f"Later epochs (up to {run}) validated no better, so training longer "
+                      "will not help: the structures may say little about this target, "
+                      "or the validation part is too small to pick an epoch")
+        else:
+            advice = f"Train longer (max_epochs={self.max_epochs})"
+        warnings.warn(
+            f"MCRTRegressor: the training loss of the epoch kept (epoch {self.best_epoch_} "
+            f"of {run}) is {loss:.3g} on standardised targets (1.0 = always predicting the "
+            f"training mean): the network fits its training data little better than the "
+            f"mean, or collapsed to it. {advice}"
+            + (f"; a pre-trained start that collapsed needs a lower lr (lr={self.lr:g}; "
+               "the paper fine-tunes at 1e-4)." if self.lr > 1e-4 else "."),
+            ConvergenceWarning, stacklevel=3)
 
     def predict(self, X) -> np.ndarray:
         """Predicted property values (in the units of ``y``), shape (n,)."""
