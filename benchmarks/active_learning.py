@@ -111,24 +111,25 @@ def run_campaign(features, y, ids, estimator, strategy, seed, init, batch, round
     curve = {"n_labels": [], "top_recovered": [], "mae_unlabelled": [], "seconds": []}
     # a model with its own std gives suggest the same mean as its predict: the MAE on the
     # unlabelled structures is read from suggest's pool predictions, not predicted twice
-    reuse = strategy != "random" and supports_std(estimator)
+    own_std = supports_std(estimator)
     for r in range(rounds + 1):
         t0 = time.time()
         lab = np.array(labelled)
         rest = np.setdiff1d(np.arange(n), lab)
         last = r == rounds or not len(rest)
+        k = min(batch, len(rest))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             model = clone(estimator).fit(X[lab], y[lab])
             table = None
             if not last and strategy != "random":
                 table = suggest(estimator, X[lab], y[lab], X, [str(i) for i in range(n)],
-                                labelled_ids=[str(i) for i in lab], n=min(batch, len(rest)),
+                                labelled_ids=[str(i) for i in lab], n=k,
                                 lower_is_better=lower_is_better, kappa=kappa,
                                 diversity=diversity, random_state=seed, fitted=model)
             if not len(rest):
                 pred = np.array([])
-            elif reuse and table is not None:
+            elif own_std and table is not None:
                 pred = table.attrs["pool_prediction"].loc[[str(i) for i in rest]].to_numpy()
             else:
                 pred = np.asarray(model.predict(X[rest]), dtype=float).ravel()
@@ -140,7 +141,6 @@ def run_campaign(features, y, ids, estimator, strategy, seed, init, batch, round
             curve["seconds"].append(time.time() - t0)
             break
         if table is None:
-            k = min(batch, len(rest))
             new = [int(i) for i in rng.choice(rest, size=k, replace=False)]
         else:
             new = [int(i) for i in table["id"]]
