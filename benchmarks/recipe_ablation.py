@@ -13,10 +13,13 @@ and records train / validation / test MAE, R², the spread of the training predi
 against the targets, the epochs used, and collapse diagnostics: how many distinct levels
 the test predictions take, the share of saturated pooler outputs (|tanh| > 0.99) of the
 [CLS] embedding, and how much of the prediction variance the number of atoms per cell
-explains (eta²). One JSON file per task and variant under ``--out`` (a rerun skips the
-ones present); ``--report`` writes ``README.md`` there from them.
+explains (eta²). ``--anchors`` also fits KRR-SOAP (grid-searched as in the benchmark)
+and RF-SOAP on train + validation of the same split, so the variants can be read against
+a baseline on the same test structures. One JSON file per task and variant under
+``--out`` (a rerun skips the ones present); ``--report`` writes ``table.md`` there from them.
 
     python benchmarks/recipe_ablation.py --tasks roy aza-paper aza-grouped --threads 2
+    python benchmarks/recipe_ablation.py --tasks roy aza-paper aza-grouped --anchors --only
     python benchmarks/recipe_ablation.py --report
 
 Tasks: ``roy`` (ROY relative energy, random 80/10/10), ``aza-paper`` (azaphenacene lattice
@@ -99,7 +102,46 @@ def load_task(name: str, cache: Path):
     fz = MCRTFeaturizer(image_mode="fast", angle_convention="reference", supercell="reference",
                         n_jobs=1, cache_dir=str(cache / "features"))
     records = fz.transform([structures[i] for i in keep], ids=[ids[i] for i in keep])
-    return records, y[keep], groups
+    return records, y[keep], groups, [structures[i] for i in keep]
+
+
+#: Baselines fitted on the same split as the variants, so a variant's test MAE can be
+#: read against what a well-tuned non-neural model gets on the same test structures.
+ANCHORS = ("KRR-SOAP", "RF-SOAP")
+
+
+def run_anchor(name: str, structures, y, parts, cache: Path) -> dict:
+    """Fit a SOAP baseline on train + validation (as the benchmark's 3-fold grid search
+    does for KRR-SOAP) and score it on the variants' test structures."""
+    from sklearn.metrics import mean_absolute_error, r2_score
+    from sklearn.model_selection import GridSearchCV
+
+    from mcrt_sklearn.baselines import krr_soap_param_grid, make_krr_soap, make_rf_soap
+
+    tr, va, te = parts
+    pool = np.concatenate([tr, va])
+    common = dict(soap_cache=str(cache / "soap"))
+    if name == "KRR-SOAP":
+        est = GridSearchCV(make_krr_soap(**common), krr_soap_param_grid(), cv=3,
+                           scoring="neg_mean_absolute_error")
+    else:
+        est = make_rf_soap(n_estimators=200, random_state=0, **common)
+    t0 = time.perf_counter()
+    est.fit([structures[i] for i in pool], y[pool])
+    fit_s = time.perf_counter() - t0
+    out = {"variant": f"anchor-{name}", "fit_seconds": fit_s, "n_train": len(pool),
+           "n_test": len(te)}
+    for part, idx in (("train", pool), ("test", te)):
+        pred = est.predict([structures[i] for i in idx])
+        out[f"{part}_mae"] = float(mean_absolute_error(y[idx], pred))
+        out[f"{part}_r2"] = float(r2_score(y[idx], pred))
+        out[f"{part}_mean_mae"] = float(mean_absolute_error(
+            y[idx], np.full(len(idx), y[pool].mean())))
+    out["test_pred"] = [float(v) for v in est.predict([structures[i] for i in te])]
+    out["test_true"] = y[te].tolist()
+    if name == "KRR-SOAP":
+        out["best_params"] = {k: v for k, v in est.best_params_.items()}
+    return out
 
 
 def _levels(pred: np.ndarray, y: np.ndarray) -> int:
@@ -205,7 +247,7 @@ def report(out: Path) -> str:
         for f in sorted(task_dir.glob("*.json"), key=lambda p: (p.stem != "old",
                                                                  p.stem != "reference", p.stem)):
             r = json.loads(f.read_text())
-            if "variant" not in r:  # e.g. old-demo/summary.json
+            if "variant" not in r or f.stem.startswith("anchor-"):  # e.g. old-demo/summary.json
                 continue
             rows.append(
                 f"| {task_dir.name} | {f.stem} | {r['train_mae']:.2f} | {r['valid_mae']:.2f} | "
@@ -228,7 +270,23 @@ def report(out: Path) -> str:
             summary.append(f"| {task_dir.name} | {name} | {len(rs)} | {te.mean():.2f} ± "
                            f"{te.std():.2f} | {np.mean([r['test_r2'] for r in rs]):.2f} | "
                            f"{np.mean([r['train_mae'] for r in rs]):.2f} |")
-    return "\n".join(rows + (summary if len(summary) > 5 else []))
+    anchors = ["", "Baselines on the same split (fitted on train + validation; "
+               "`--anchors`):", "", "| task | model | train MAE | test MAE | test R² | "
+               "mean-predictor test MAE | fit s |", "|---|---|---|---|---|---|---|"]
+    for task_dir in sorted(p for p in out.iterdir() if p.is_dir()):
+        for f in sorted(task_dir.glob("anchor-*.json")):
+            r = json.loads(f.read_text())
+            anchors.append(f"| {task_dir.name} | {f.stem[len('anchor-'):]} | {r['train_mae']:.2f} "
+                           f"| {r['test_mae']:.2f} | {r['test_r2']:.2f} | "
+                           f"{r['test_mean_mae']:.2f} | {r['fit_seconds']:.0f} |")
+    return "\n".join(rows + (summary if len(summary) > 5 else [])
+                     + (anchors if len(anchors) > 5 else []))
+
+
+def _write(path: Path, res: dict) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(res, indent=1))
+    os.replace(tmp, path)
 
 
 def main(argv=None) -> None:
@@ -240,11 +298,14 @@ def main(argv=None) -> None:
     p.add_argument("--seeds", type=int, nargs="+", default=[0],
                    help="model seeds (initialisation, shuffling, validation split); the "
                         "train/test split stays that of seed 0; seed s > 0 writes <variant>@s.json")
-    p.add_argument("--only", nargs="*", default=None, help="variants to run (default: all)")
+    p.add_argument("--only", nargs="*", default=None, help="variants to run (default: all; "
+                   "`--only` with no name runs none, e.g. with --anchors)")
     p.add_argument("--out", type=Path, default=OUT)
     p.add_argument("--cache", type=Path, default=Path(os.environ.get(
         "MCRT_ABLATION_CACHE", "recipe_ablation_cache")))
     p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--anchors", action="store_true",
+                   help=f"also fit the baselines {', '.join(ANCHORS)} on each task's split")
     p.add_argument("--report", action="store_true", help="only write README.md from the JSONs")
     args = p.parse_args(argv)
     if args.report:
@@ -257,23 +318,30 @@ def main(argv=None) -> None:
 
         torch.set_num_threads(args.threads)
     for task in args.tasks:
-        records, y, groups = load_task(task, args.cache)
+        records, y, groups, structures = load_task(task, args.cache)
         parts = split(len(records), groups)
         profile = "demo" if task == "demo" else args.size
         folder = args.out / task
         folder.mkdir(parents=True, exist_ok=True)
+        for name in ANCHORS if args.anchors else ():
+            path = folder / f"anchor-{name}.json"
+            if not path.exists():
+                res = run_anchor(name, structures, y, parts, args.cache)
+                res.update(task=task)
+                _write(path, res)
+                print(f"{task} {name}: train {res['train_mae']:.2f} test {res['test_mae']:.2f} "
+                      f"(mean {res['test_mean_mae']:.2f}) R² {res['test_r2']:.2f} "
+                      f"{res['fit_seconds']:.0f} s", flush=True)
         for (name, params), seed in itertools.product(variants(profile, args.epochs).items(),
                                                       args.seeds):
-            if args.only and name not in args.only:
+            if args.only is not None and name not in args.only:
                 continue
             path = folder / (f"{name}.json" if seed == 0 else f"{name}@{seed}.json")
             if path.exists():
                 continue
             res = run_variant(records, y, parts, params, seed=seed)
             res.update(task=task, variant=name, size=profile, seed=seed)
-            tmp = path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(res, indent=1))
-            os.replace(tmp, path)
+            _write(path, res)
             print(f"{task} {name} seed {seed}: train {res['train_mae']:.2f} valid {res['valid_mae']:.2f} "
                   f"test {res['test_mae']:.2f} (mean {res['test_mean_mae']:.2f}) R² "
                   f"{res['test_r2']:.2f} levels {res['test_levels']} sat "
