@@ -14,8 +14,11 @@ against the targets, the epochs used, and collapse diagnostics: how many distinc
 the test predictions take, the share of saturated pooler outputs (|tanh| > 0.99) of the
 [CLS] embedding, and how much of the prediction variance the number of atoms per cell
 explains (eta²). ``--anchors`` also fits KRR-SOAP (grid-searched as in the benchmark)
-and RF-SOAP on train + validation of the same split, so the variants can be read against
-a baseline on the same test structures. One JSON file per task and variant under
+and RF-SOAP (and the training mean) on train + validation of the same split, so the
+variants can be read against baselines on the same test structures. The report gives each
+run's mean signed test error and, on the grouped task, the test MAE left once each
+held-out isomer's mean error is removed: what remains of the error when a new molecule's
+level is set aside. One JSON file per task and variant under
 ``--out`` (a rerun skips the ones present); ``--report`` writes ``table.md`` there from them.
 
     python benchmarks/recipe_ablation.py --tasks roy aza-paper aza-grouped --threads 2
@@ -107,7 +110,7 @@ def load_task(name: str, cache: Path):
 
 #: Baselines fitted on the same split as the variants, so a variant's test MAE can be
 #: read against what a well-tuned non-neural model gets on the same test structures.
-ANCHORS = ("KRR-SOAP", "RF-SOAP")
+ANCHORS = ("KRR-SOAP", "RF-SOAP", "TrainMean")
 
 
 def run_anchor(name: str, structures, y, parts, cache: Path) -> dict:
@@ -121,7 +124,11 @@ def run_anchor(name: str, structures, y, parts, cache: Path) -> dict:
     tr, va, te = parts
     pool = np.concatenate([tr, va])
     common = dict(soap_cache=str(cache / "soap"))
-    if name == "KRR-SOAP":
+    if name == "TrainMean":  # its "offsets removed" MAE is the targets' spread within groups
+        from sklearn.dummy import DummyRegressor
+
+        est = DummyRegressor(strategy="mean")
+    elif name == "KRR-SOAP":
         est = GridSearchCV(make_krr_soap(**common), krr_soap_param_grid(), cv=3,
                            scoring="neg_mean_absolute_error")
     else:
@@ -242,19 +249,21 @@ def variants(profile: str, epochs: int) -> dict[str, dict]:
 def report(out: Path) -> str:
     rows = ["| task | variant | train MAE | valid MAE | test MAE | test R² | mean-predictor test MAE "
             "| train pred. std / target std | epochs (best) | test levels | saturated [CLS] | "
-            "eta²(n_atoms) | fit s |", "|" + "---|" * 14]
+            "eta²(n_atoms) | test bias | test MAE, group offsets removed | fit s |", "|" + "---|" * 15]
     for task_dir in sorted(p for p in out.iterdir() if p.is_dir()):
         for f in sorted(task_dir.glob("*.json"), key=lambda p: (p.stem != "old",
                                                                  p.stem != "reference", p.stem)):
             r = json.loads(f.read_text())
             if "variant" not in r or f.stem.startswith("anchor-"):  # e.g. old-demo/summary.json
                 continue
+            bias, within = offsets(r)
             rows.append(
                 f"| {task_dir.name} | {f.stem} | {r['train_mae']:.2f} | {r['valid_mae']:.2f} | "
                 f"{r['test_mae']:.2f} | {r['test_r2']:.2f} | {r['test_mean_mae']:.2f} | "
                 f"{r['train_pred_std'] / r['train_target_std']:.2f} | {r['epochs_run']} "
                 f"({r['best_epoch']}) | {r['test_levels']} | {r['test_cls_saturated']:.2f} | "
-                f"{r['test_eta2_n_atoms']:.2f} | {r['fit_seconds']:.0f} |")
+                f"{r['test_eta2_n_atoms']:.2f} | {bias:+.2f} | {within:.2f} | "
+                f"{r['fit_seconds']:.0f} |")
     summary = ["", "Over seeds (mean ± std of the test MAE; R² mean):", "",
                "| task | variant | seeds | test MAE | test R² | train MAE |", "|---|---|---|---|---|---|"]
     for task_dir in sorted(p for p in out.iterdir() if p.is_dir()):
@@ -272,15 +281,34 @@ def report(out: Path) -> str:
                            f"{np.mean([r['train_mae'] for r in rs]):.2f} |")
     anchors = ["", "Baselines on the same split (fitted on train + validation; "
                "`--anchors`):", "", "| task | model | train MAE | test MAE | test R² | "
-               "mean-predictor test MAE | fit s |", "|---|---|---|---|---|---|---|"]
+               "mean-predictor test MAE | test bias | test MAE, group offsets removed | fit s |",
+               "|---|---|---|---|---|---|---|---|---|"]
     for task_dir in sorted(p for p in out.iterdir() if p.is_dir()):
         for f in sorted(task_dir.glob("anchor-*.json")):
             r = json.loads(f.read_text())
+            bias, within = offsets(r)
             anchors.append(f"| {task_dir.name} | {f.stem[len('anchor-'):]} | {r['train_mae']:.2f} "
                            f"| {r['test_mae']:.2f} | {r['test_r2']:.2f} | "
-                           f"{r['test_mean_mae']:.2f} | {r['fit_seconds']:.0f} |")
+                           f"{r['test_mean_mae']:.2f} | {bias:+.2f} | {within:.2f} | "
+                           f"{r['fit_seconds']:.0f} |")
     return "\n".join(rows + (summary if len(summary) > 5 else [])
                      + (anchors if len(anchors) > 5 else []))
+
+
+def _groups_of(groups, parts) -> dict:
+    """The group of each test structure (in the order of ``test_pred``), for grouped tasks."""
+    return {} if groups is None else {"test_groups": [str(v) for v in groups[parts[2]]]}
+
+
+def offsets(r: dict) -> tuple[float, float]:
+    """Mean signed test error, and the test MAE left once each test group's mean error
+    (the misplaced level of an unseen molecule) is removed (NaN without groups)."""
+    err = np.asarray(r["test_pred"]) - np.asarray(r["test_true"])
+    if "test_groups" not in r:
+        return float(err.mean()), float("nan")
+    g = np.asarray(r["test_groups"])
+    within = np.concatenate([err[g == k] - err[g == k].mean() for k in np.unique(g)])
+    return float(err.mean()), float(np.abs(within).mean())
 
 
 def _write(path: Path, res: dict) -> None:
@@ -327,7 +355,7 @@ def main(argv=None) -> None:
             path = folder / f"anchor-{name}.json"
             if not path.exists():
                 res = run_anchor(name, structures, y, parts, args.cache)
-                res.update(task=task)
+                res.update(task=task, **_groups_of(groups, parts))
                 _write(path, res)
                 print(f"{task} {name}: train {res['train_mae']:.2f} test {res['test_mae']:.2f} "
                       f"(mean {res['test_mean_mae']:.2f}) R² {res['test_r2']:.2f} "
@@ -340,7 +368,7 @@ def main(argv=None) -> None:
             if path.exists():
                 continue
             res = run_variant(records, y, parts, params, seed=seed)
-            res.update(task=task, variant=name, size=profile, seed=seed)
+            res.update(task=task, variant=name, size=profile, seed=seed, **_groups_of(groups, parts))
             _write(path, res)
             print(f"{task} {name} seed {seed}: train {res['train_mae']:.2f} valid {res['valid_mae']:.2f} "
                   f"test {res['test_mae']:.2f} (mean {res['test_mean_mae']:.2f}) R² "
