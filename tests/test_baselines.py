@@ -509,6 +509,33 @@ def test_early_stopping_needs_validation(aza, cg_graphs):
 
 @needs_aza
 @needs_ct
+def test_validation_split_keeps_the_best_epoch(aza, cg_graphs):
+    """With a validation split, the weights kept are those of the lowest validation loss
+    (the paper protocol picks every network's epoch that way), not the last epoch's."""
+    from skorch.dataset import ValidSplit
+
+    from mcrt_sklearn.baselines import CGCNNRegressor
+    from mcrt_sklearn.baselines._skorch import GraphDataset
+
+    _, y, _ = aza
+    graphs, y = cg_graphs[:24], np.asarray(y[:24], dtype=float)
+    est = CGCNNRegressor(max_epochs=6, validation_fraction=0.25, warmup=0.0,
+                         **CG_SMALL).fit(graphs, y)
+    valid = [e["valid_loss"] for e in est.history_]
+    assert len(valid) == 6 and est.best_epoch_ == int(np.argmin(valid)) + 1
+    assert est.best_epoch_ < 6, "the test needs a run whose last epoch is not its best"
+    # the held-out quarter, as skorch split it, scored with the weights kept
+    z = (y - est.y_mean_) / est.y_std_
+    _, held = ValidSplit(0.25, random_state=0)(GraphDataset(graphs, z))
+    idx = np.asarray(held.indices)
+    pred = est._predict_scaled([graphs[i] for i in idx])
+    assert np.mean((pred - z[idx]) ** 2) == pytest.approx(min(valid), rel=1e-4)
+    assert np.mean((pred - z[idx]) ** 2) != pytest.approx(valid[-1], rel=1e-3)
+    assert CGCNNRegressor(max_epochs=1, **CG_SMALL).fit(graphs[:8], y[:8]).best_epoch_ is None
+
+
+@needs_aza
+@needs_ct
 def test_crystal_twins_augmentation_changes_the_view(aza, cg_graphs):
     from mcrt_sklearn.baselines.cgcnn import collate_cgcnn, load_atom_init
     from mcrt_sklearn.baselines.crystal_twins import augment_batch

@@ -257,6 +257,8 @@ def test_paper_protocol_end_to_end(shared_data, tmp_path):
     assert res["n_folds"] == 5 and res["cv"] == "paper"
     # the networks select their epoch on a validation tenth of the whole set
     assert res["settings"]["finetune"]["validation_fraction"] == pytest.approx(1 / 9)
+    for gnn in ("CGCNN", "CrystalTwins", "ALIGNN"):  # and so do the graph baselines
+        assert res["settings"][gnn]["validation_fraction"] == pytest.approx(1 / 9)
     assert np.isfinite(res["summary"]["MCRTi"]["mae"]["mean"])
     assert "the paper's protocol (random 80/10/10 train/validation/test, 5 seeds)" in \
         markdown_table(res)

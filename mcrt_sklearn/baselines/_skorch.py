@@ -147,13 +147,16 @@ class GraphRegressorBase(RegressorMixin, BaseEstimator):
             callbacks.append(("progress", ProgressBar()))
         train_split = ValidSplit(vf, random_state=self.random_state) if vf else None
         patience = getattr(self, "patience", None)
-        if patience:
-            if not vf:
-                raise ValueError("patience (early stopping) needs validation_fraction")
+        if patience and not vf:
+            raise ValueError("patience (early stopping) needs validation_fraction")
+        if vf:
             from skorch.callbacks import EarlyStopping
 
+            # with a validation split the best epoch's weights are kept, as MCRT's
+            # fit does; without patience, one longer than the run never stops it
+            stop_after = int(patience) if patience else int(self.max_epochs) + 1
             callbacks.append(
-                ("early_stopping", EarlyStopping(monitor="valid_loss", patience=int(patience),
+                ("early_stopping", EarlyStopping(monitor="valid_loss", patience=stop_after,
                                                  load_best=True))
             )
         collate = self._collate_fn()
@@ -197,6 +200,10 @@ class GraphRegressorBase(RegressorMixin, BaseEstimator):
         ds = GraphDataset(records, (y - self.y_mean_) / self.y_std_)
         net.fit(ds, y=None)
         self.net_ = net
+        self.best_epoch_ = None
+        if getattr(self, "validation_fraction", None):
+            valid = np.asarray(net.history[:, "valid_loss"], dtype=float)
+            self.best_epoch_ = int(np.argmin(valid)) + 1
         return self
 
     def _predict_scaled(self, records) -> np.ndarray:
@@ -212,6 +219,14 @@ class GraphRegressorBase(RegressorMixin, BaseEstimator):
         records = self._records(X)
         check_elements(self, records)
         return self._predict_scaled(records) * self.y_std_ + self.y_mean_
+
+    @property
+    def history_(self) -> list[dict]:
+        """Per epoch: ``train_loss`` and, with a validation split, ``valid_loss``
+        (standardised targets)."""
+        check_is_fitted(self, "net_")
+        return [{k: epoch[k] for k in ("train_loss", "valid_loss") if k in epoch}
+                for epoch in self.net_.history]
 
     @property
     def module_(self) -> torch.nn.Module:

@@ -387,10 +387,11 @@ class CGCNNRegressor(GraphRegressorBase):
     max_epochs, batch_size, lr, weight_decay, warmup : training (100, 32, 1e-3, 0, 5 %)
         AdamW with linear warm-up over ``warmup`` of the steps, then linear decay.
     validation_fraction : float, optional
-        Hold out this fraction for skorch's validation loss (None: train on all).
+        Hold out this fraction for skorch's validation loss and keep the weights of the
+        epoch with the lowest one (``best_epoch_``, 1-based); None: train on all, keep
+        the last epoch.
     patience : int, optional
-        Early stopping on the validation loss (needs ``validation_fraction``); the
-        best epoch's weights are restored.
+        Early stopping on the validation loss (needs ``validation_fraction``).
     random_state : int, optional
         Seeds python, numpy and torch (init and batch order).
     device : str

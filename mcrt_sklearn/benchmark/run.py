@@ -19,7 +19,7 @@ from mcrt_sklearn.benchmark.models import (
     predict_with_domain_check,
 )
 from mcrt_sklearn.benchmark.report import markdown_table, summarize, write_plots
-from mcrt_sklearn.benchmark.settings import MODELS, PAPER_PROTOCOL, _is_pretrained
+from mcrt_sklearn.benchmark.settings import GNN_BASELINES, MODELS, PAPER_PROTOCOL, _is_pretrained
 from mcrt_sklearn.benchmark.storage import _environment, _write_json
 from mcrt_sklearn.benchmark.tasks import task_folds
 from mcrt_sklearn.versions import provenance
@@ -104,6 +104,8 @@ def run_benchmark(
     if cv == "paper":  # validation = 10 % of all, held out of the 90 % training part
         frac = PAPER_PROTOCOL["validation_fraction"] / (1 - PAPER_PROTOCOL["test_fraction"])
         s["finetune"] = {**s["finetune"], "validation_fraction": frac}
+        for gnn in GNN_BASELINES:  # the same held-out tenth picks their best epoch
+            s[gnn] = {**s[gnn], "validation_fraction": frac}
     log(f"{name}: {len(ids)} structures, target {target}"
         f"{' (' + transform + ')' if transform else ''}, {len(folds)} fold(s)"
         f"{' grouped by ' + group if group else ''}; models: {', '.join(models)}; device {device}")

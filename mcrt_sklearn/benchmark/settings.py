@@ -24,6 +24,8 @@ MCRT_MODELS = ("MCRT", "MCRTp", "MCRTi", "MCRTa")
 #: repeated with seeds ``random_state + 0 … repeats - 1``; the validation part picks the
 #: best epoch of the MCRT networks.
 PAPER_PROTOCOL = {"test_fraction": 0.1, "validation_fraction": 0.1, "repeats": 5}
+#: The graph networks that, like MCRT, keep their best validation epoch under the paper protocol.
+GNN_BASELINES = ("CGCNN", "CrystalTwins", "ALIGNN")
 
 
 def _mcrt_arch(fast: bool) -> dict:
