@@ -22,7 +22,7 @@ MODELS = ("MCRT", "MCRTp", "MCRTi", "MCRTa", "RF-SOAP", "KRR-SOAP", "CGCNN", "AL
 MCRT_MODELS = ("MCRT", "MCRTp", "MCRTi", "MCRTa")
 #: The paper's protocol (``cv="paper"``): random train / validation / test fractions,
 #: repeated with seeds ``random_state + 0 … repeats - 1``; the validation part picks the
-#: best epoch of the MCRT networks.
+#: best epoch of every network (MCRT and :data:`GNN_BASELINES`).
 PAPER_PROTOCOL = {"test_fraction": 0.1, "validation_fraction": 0.1, "repeats": 5}
 #: The graph networks that, like MCRT, keep their best validation epoch under the paper protocol.
 GNN_BASELINES = ("CGCNN", "CrystalTwins", "ALIGNN")
