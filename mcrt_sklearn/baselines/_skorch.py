@@ -200,10 +200,9 @@ class GraphRegressorBase(RegressorMixin, BaseEstimator):
         ds = GraphDataset(records, (y - self.y_mean_) / self.y_std_)
         net.fit(ds, y=None)
         self.net_ = net
-        self.best_epoch_ = None
-        if getattr(self, "validation_fraction", None):
-            valid = np.asarray(net.history[:, "valid_loss"], dtype=float)
-            self.best_epoch_ = int(np.argmin(valid)) + 1
+        # the epoch whose weights were kept, as the callback that restored them records it
+        stopper = dict(net.callbacks_).get("early_stopping")
+        self.best_epoch_ = int(stopper.best_epoch_) if stopper is not None else None
         return self
 
     def _predict_scaled(self, records) -> np.ndarray:
