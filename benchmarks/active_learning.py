@@ -15,8 +15,11 @@ After each round it records
 against the number of labels used. Models: ``KRR-SOAP``, ``GP-SOAP``, ``RF-SOAP``,
 ``MCRT``, ``MCRT-ensemble`` (:func:`mcrt_sklearn.screening.build_model`; pass MCRT sizes
 with ``--set hid_dim=64`` etc.). Each (landscape, model, strategy, seed) campaign is
-written to ``<out>/campaigns/`` when done and skipped when present (resumable);
-``results.json``, ``results.md`` and one figure per landscape summarise them.
+written to ``<out>/campaigns/`` when done and skipped when present (resumable). The same
+command may run in several processes at once (or on cluster nodes sharing the folder): each
+campaign is claimed by a ``.lock`` file beside it, so they share the campaigns out.
+``results.json``, ``results.md`` and one figure per landscape summarise the campaigns done
+by then, whichever process ran them.
 
 The full run of the issue (5 seeds, ROY and the three largest azaphenacene isomer
 landscapes, KRR-SOAP / GP-SOAP and MCRT, rounds until 100 labels)::
@@ -39,6 +42,7 @@ import argparse
 import json
 import logging
 import os
+import socket
 import sys
 import time
 import warnings
@@ -89,6 +93,49 @@ def load_landscapes(dataset: str, target: str, groups, data_home=None):
                              table.iloc[keep].reset_index(drop=True))
         result.append((name, data, y[keep]))
     return result
+
+
+def claim(path: Path) -> bool:
+    """Claim the campaign written to ``path`` for this process (``<path>.lock``, created
+    atomically), so that the same command run in several processes, or on several nodes
+    sharing the folder, shares out the campaigns instead of repeating them. A lock left by
+    a process of this host that is no longer alive is taken over."""
+    lock = path.with_suffix(".lock")
+    me = f"{socket.gethostname()} {os.getpid()}"
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            try:
+                host, pid = lock.read_text().split()
+            except (OSError, ValueError):  # being written, or unreadable: leave it
+                return False
+            if host != socket.gethostname() or _alive(int(pid)):
+                return False
+            lock.unlink(missing_ok=True)  # its process died mid-campaign
+            continue
+        with os.fdopen(fd, "w") as f:
+            f.write(me)
+        return True
+    return False
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _done(path: Path, params: dict):
+    """The campaign record at ``path`` when it was run with ``params``, else None."""
+    if not path.exists():
+        return None
+    done = json.loads(path.read_text())
+    return done if done.get("params") == params else None
 
 
 def _species(data):
@@ -300,7 +347,7 @@ def main(argv=None) -> int:
     (out / "campaigns").mkdir(parents=True, exist_ok=True)
     settings = {k: v for k, v in vars(args).items() if k not in ("out", "cache_dir", "data_home")}
     settings.update(target=target, lower_is_better=lower)
-    campaigns = []
+    paths = []
     for land, data, _y in load_landscapes(args.dataset, target, args.groups, args.data_home):
         for model in args.models:
             fparams = {}
@@ -318,25 +365,33 @@ def main(argv=None) -> int:
             for strategy in args.strategies:
                 for seed in range(args.seeds):
                     path = out / "campaigns" / f"{land}__{model}__{strategy}__{seed}.json"
+                    paths.append(path)
+                    if _done(path, params) is not None:
+                        continue
                     if path.exists():
-                        done = json.loads(path.read_text())
-                        if done.get("params") == params:
-                            campaigns.append(done)
-                            continue
                         log.info("%s: other model parameters, re-running", path.name)
-                    t0 = time.time()
-                    curve = run_campaign(F, ysub, sub.ids, est, strategy, seed, args.init,
-                                         args.batch, args.rounds, args.top, lower, args.kappa,
-                                         args.diversity)
-                    record = {"landscape": land, "model": model, "strategy": strategy,
-                              "seed": seed, "n_structures": len(sub.ids), "curve": curve,
-                              "seconds": time.time() - t0, "params": params}
-                    tmp = path.with_suffix(".tmp")
-                    tmp.write_text(json.dumps(record, indent=1))
-                    tmp.replace(path)
-                    campaigns.append(record)
+                    if not claim(path):
+                        log.info("%s: being run by another process, skipped", path.name)
+                        continue
+                    try:
+                        t0 = time.time()
+                        curve = run_campaign(F, ysub, sub.ids, est, strategy, seed, args.init,
+                                             args.batch, args.rounds, args.top, lower,
+                                             args.kappa, args.diversity)
+                        record = {"landscape": land, "model": model, "strategy": strategy,
+                                  "seed": seed, "n_structures": len(sub.ids), "curve": curve,
+                                  "seconds": time.time() - t0, "params": params}
+                        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+                        tmp.write_text(json.dumps(record, indent=1))
+                        tmp.replace(path)
+                    finally:
+                        path.with_suffix(".lock").unlink(missing_ok=True)
                     log.info("%s %s %s seed %d: top-%d recovered %s (%.0f s)", land, model,
                              strategy, seed, args.top, curve["top_recovered"], time.time() - t0)
+    # every campaign of the run that is done by now, whichever process ran it
+    campaigns = [c for c in (_done(p, params) for p in paths) if c is not None]
+    if len(campaigns) < len(paths):
+        log.info("%d of %d campaigns done; the summary holds those", len(campaigns), len(paths))
     summary = summarize(campaigns)
     write_report(out, summary, settings, args.top)
     print((out / "results.md").read_text())

@@ -374,3 +374,28 @@ def test_cli_screen_and_suggest(tmp_path, shared_data, roy_small):
     assert main(["suggest", *common, "--n", "3", "--out", str(tmp_path / "next")]) == 0
     chosen = pd.read_csv(tmp_path / "next" / "suggestions.csv")["id"].tolist()
     assert len(chosen) == 3 and not set(chosen) & set(table["id"].iloc[:16])
+
+
+def test_active_learning_campaigns_are_claimed_once(tmp_path):
+    import importlib.util
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "active_learning.py"
+    spec = importlib.util.spec_from_file_location("active_learning_bench", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    campaign = tmp_path / "roy__GP-SOAP__random__0.json"
+    assert bench.claim(campaign)
+    assert not bench.claim(campaign)  # held by a live process (this one)
+    # a lock left by a process that died is taken over
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    lock = campaign.with_suffix(".lock")
+    host = lock.read_text().split()[0]
+    lock.write_text(f"{host} {dead}")
+    assert bench.claim(campaign)
+    # another host's lock is never taken over
+    lock.write_text(f"{host}-elsewhere {dead}")
+    assert not bench.claim(campaign)
