@@ -527,6 +527,39 @@ def test_interval_columns_coverage_and_unchanged_keys_without(shared_data, tmp_p
         interval_settings(1.5)
 
 
+def test_split_conformal_intervals_fit_once_per_fold_under_their_own_keys(shared_data,
+                                                                          tmp_path):
+    """``--interval-method split``: one fit per fold on 80 % of its training part, the other
+    20 % calibrating; the fold stores the method; other keys than the CV+ run's, whose
+    settings stay as they were."""
+    from mcrt_sklearn.benchmark.intervals import interval_settings
+
+    assert interval_settings(0.9) == {"confidence_level": 0.9, "method": "cross", "cv": 5}
+    split = interval_settings(0.9, method="split")
+    assert split == {"confidence_level": 0.9, "method": "split", "calibration_size": 0.2}
+    kw = dict(models=["TrainMean"], cv=2, fast=True, out_dir=tmp_path, data_home=shared_data,
+              plots=False, verbose=False)
+    run_dir = tmp_path / "azaphenacenes-lattice_energy_kJ_per_mol"
+    run_benchmark("azaphenacenes", "lattice_energy_kJ_per_mol",
+                  settings=merge_settings(TINY, {"max_structures": 120, "interval": split}), **kw)
+    r = json.loads((run_dir / "folds" / "TrainMean" / "fold0.json").read_text())
+    assert r["estimator"]["params"]["method"] == "split"
+    assert r["estimator"]["params"]["calibration_size"] == 0.2
+    assert 0.0 <= r["metrics"]["coverage"] <= 1.0 and r["metrics"]["width"] > 0
+    cross = run_benchmark("azaphenacenes", "lattice_energy_kJ_per_mol",
+                          settings=merge_settings(TINY, {"max_structures": 120,
+                                                         "interval": interval_settings(0.9)}),
+                          **kw)
+    assert len(cross["fitted"]) == 2  # nothing reused from the split run
+    args = benchmark.build_benchmark_parser().parse_args(
+        ["--dataset", "d", "--target", "t", "--interval", "0.9", "--interval-method", "split"])
+    assert args.interval_method == "split"
+    with pytest.raises(ValueError, match="'cross' or 'split'"):
+        interval_settings(0.9, method="jackknife")
+    with pytest.raises(ValueError, match="calibration_size"):
+        interval_settings(0.9, method="split", calibration_size=1.0)
+
+
 def test_grouped_run_can_validate_mcrt_on_whole_groups(shared_data, tmp_path, monkeypatch):
     """``--set finetune.validation_split=groups``: the MCRT variants' best epoch is picked
     on held-out training groups (the fold's groups are passed to fit); other keys than the

@@ -51,6 +51,10 @@ def build_benchmark_parser(prog: str = "mcrt-sklearn benchmark") -> argparse.Arg
                    help="conformal intervals at this confidence level (e.g. 0.9): each "
                         "fold's model is wrapped in MAPIE CV+ (5 fits per fold, grouped by "
                         "--group when given); adds coverage and width columns")
+    p.add_argument("--interval-method", choices=("cross", "split"), default="cross",
+                   help="'cross': CV+ (5 fits per fold); 'split': one fit per fold on 80%% "
+                        "of its training part, calibrated on the other 20%% (affordable for "
+                        "the networks)")
     p.add_argument("--higher-is-better", action="store_true",
                    help="top-k = highest values (default: lowest for energies, else highest)")
     p.add_argument("--lower-is-better", action="store_true", help="top-k = lowest values")
@@ -87,7 +91,7 @@ def benchmark_main(argv: Sequence[str] | None = None) -> int:
     if args.interval is not None:
         from mcrt_sklearn.benchmark.intervals import interval_settings
 
-        overrides["interval"] = interval_settings(args.interval)
+        overrides["interval"] = interval_settings(args.interval, method=args.interval_method)
     if args.higher_is_better:
         overrides["lower_is_better"] = False
     if args.lower_is_better:
