@@ -233,7 +233,8 @@ def variants(profile: str, epochs: int) -> dict[str, dict]:
                  "reference-20ep": {**base, "max_epochs": 20},
                  "reference-30ep": {**base, "max_epochs": 30},
                  "reference-20ep-head10": {**base, "max_epochs": 20, "lr_mult": 10.0},
-                 "reference-30ep-head10": {**base, "max_epochs": 30, "lr_mult": 10.0}}
+                 "reference-30ep-head10": {**base, "max_epochs": 30, "lr_mult": 10.0},
+                 "reference-30ep-fanin": {**base, "max_epochs": 30, "head_init": "fan_in"}}
     else:
         base = dict(**_arch(profile), lr=3e-4, batch_size=16, accumulate=2,
                     max_epochs=epochs, use_images=True)

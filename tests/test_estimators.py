@@ -444,3 +444,33 @@ def test_validation_split_by_groups_holds_out_whole_groups(aza_records):
     assert reg.training_provenance_["trained_on"]["validation_split"] == "groups"
     with pytest.raises(ValueError, match="'random' or 'groups'"):
         MCRTRegressor(**SMALL, validation_split="molecule").fit(records[:8], y[:8])
+
+
+def test_head_init_fan_in_redraws_only_a_new_head(shared_data):
+    """``head_init="fan_in"``: a new task head is drawn from N(0, 1/H), the rest of the
+    network is the reference initialisation, and a head a checkpoint brings is kept."""
+    from mcrt_sklearn.estimators._net import build_network
+
+    arch = dict(hid_dim=64, num_blocks=1, num_heads=2, alignn_hidden_dim=16, alignn_num_conv=1)
+    nets = {}
+    for init in ("reference", "fan_in"):
+        torch.manual_seed(0)
+        nets[init] = build_network(MCRTRegressor(**arch, head_init=init), ("regression",))
+    ref, fan = nets["reference"].state_dict(), nets["fan_in"].state_dict()
+    head = "regression_head.fc.weight"
+    assert ref[head].std().item() == pytest.approx(0.02, rel=0.3)
+    assert fan[head].std().item() == pytest.approx(64 ** -0.5, rel=0.3)
+    assert torch.count_nonzero(fan["regression_head.fc.bias"]) == 0
+    assert all(torch.equal(ref[k], fan[k]) for k in ref if not k.startswith("regression_head"))
+    # the reference checkpoint has a regression head: fan_in leaves it as it was
+    ckpt = shared_data / "reference_parity" / "reference_small.ckpt"
+    loaded = load_checkpoint(ckpt).state_dict()
+    kept = build_network(MCRTRegressor(checkpoint=ckpt, head_init="fan_in"),
+                         ("regression",)).state_dict()
+    assert torch.equal(kept[head], loaded[head])
+    # a checkpoint without a classification head gets a fan-in one
+    clf = build_network(MCRTClassifier(checkpoint=ckpt, head_init="fan_in"),
+                        ("classification",), n_classes=3)
+    assert clf.classification_head.fc.weight.std().item() == pytest.approx(64 ** -0.5, rel=0.3)
+    with pytest.raises(ValueError, match="head_init"):
+        build_network(MCRTRegressor(**arch, head_init="xavier"), ("regression",))

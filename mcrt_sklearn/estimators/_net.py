@@ -422,21 +422,53 @@ def build_network(est, tasks: Sequence[str], n_classes: int = 0) -> MCRT:
     """The network of an estimator: from ``est.checkpoint`` (a path, a published model's
     name or an http(s) URL, resolved here, at fit time) or from its architecture params.
     Sets ``est.started_from_`` (the checkpoint's provenance, or None)."""
+    head_init = getattr(est, "head_init", "reference")
+    if head_init not in HEAD_INITS:
+        raise ValueError(f"head_init must be one of {HEAD_INITS}, got {head_init!r}")
     if est.checkpoint is not None:
         from mcrt_sklearn.pretrained import resolve_checkpoint
 
         path = resolve_checkpoint(est.checkpoint)
         network = load_checkpoint(path, trusted=est.trusted)
+        fresh = [t for t in tasks if t not in network.config.tasks]
         network.set_tasks(tuple(tasks), n_classes=n_classes or None)
         est.started_from_ = checkpoint_source(est.checkpoint, path)
-        return network
-    est.started_from_ = None
-    config = MCRTConfig(
-        **{p: getattr(est, p) for p in ARCH_PARAMS},
-        tasks=tuple(tasks),
-        n_classes=n_classes,
-    )
-    return MCRT(config)
+    else:
+        est.started_from_ = None
+        config = MCRTConfig(
+            **{p: getattr(est, p) for p in ARCH_PARAMS},
+            tasks=tuple(tasks),
+            n_classes=n_classes,
+        )
+        network = MCRT(config)
+        fresh = list(tasks)
+    if head_init == "fan_in":
+        for task in fresh:
+            init_head_fan_in(getattr(network, f"{task}_head", None))
+    return network
+
+
+#: ``head_init`` values: the reference's N(0, 0.02) for a new task head, or N(0, 1/H).
+HEAD_INITS = ("reference", "fan_in")
+
+
+def init_head_fan_in(head) -> None:
+    """Re-draw the weights of a new linear task head from N(0, 1/H) (H its input width),
+    biases 0.
+
+    The prediction is ``b + w · tanh(dense([CLS]))`` (standardised targets), so it lies
+    within ``b ± Σ|w_i|``: about 0.016 H at the reference's N(0, 0.02), one target standard
+    deviation for H = 64, which the head has to outgrow before a small network can reach
+    the extremes of the targets. N(0, 1/H) keeps the initial output's spread at or below
+    one standard deviation (the pooler's outputs lie in [-1, 1]) with a reach of about
+    0.8 √H standard deviations."""
+    fc = getattr(head, "fc", None)
+    if not isinstance(fc, torch.nn.Linear):
+        return
+    with torch.no_grad():
+        fc.weight.normal_(0.0, fc.in_features ** -0.5)
+        if fc.bias is not None:
+            fc.bias.zero_()
 
 
 def recipe_of(est, n_train: int) -> dict:

@@ -87,6 +87,7 @@ class _MCRTFineTuner(BaseEstimator):
         eps: float = 1e-8,
         param_groups: str = "reference",
         lr_mult: float = 1.0,
+        head_init: str = "reference",
         schedule: str = "reference",
         warmup: float = 0.05,
         end_lr: float = 0.0,
@@ -130,6 +131,7 @@ class _MCRTFineTuner(BaseEstimator):
         self.eps = eps
         self.param_groups = param_groups
         self.lr_mult = lr_mult
+        self.head_init = head_init
         self.schedule = schedule
         self.warmup = warmup
         self.end_lr = end_lr

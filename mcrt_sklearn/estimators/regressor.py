@@ -48,6 +48,12 @@ class MCRTRegressor(RegressorMixin, _MCRTFineTuner):
         in its own groups at ``lr * lr_mult``; ``"decay_all"``: one decayed group.
     lr_mult : float
         Learning-rate factor of the task head.
+    head_init : {"reference", "fan_in"}
+        Initial weights of a new task head (one a ``checkpoint`` lacks, or any without
+        one): ``"reference"``, N(0, 0.02) as the reference; ``"fan_in"``, N(0, 1/H). The
+        prediction is linear in the tanh pooler's output, so it lies within
+        ``b ± Σ|w_i|``: at N(0, 0.02) about one target standard deviation for H = 64,
+        which the head must outgrow before a small network can reach the extremes.
     schedule : {"reference", "legacy"}
         ``"reference"``: warm-up over ``int(warmup * T)`` optimizer steps (lr 0 on the
         first), then polynomial decay (``decay_power``) to ``end_lr`` at the last step
