@@ -42,6 +42,7 @@ from mcrt_sklearn.estimators._validation import (  # noqa: F401  (re-exported)
 )
 from mcrt_sklearn.featurizers.record import MCRTInput
 from mcrt_sklearn.model.checkpoint import load_checkpoint
+from mcrt_sklearn.model.heads import HEAD_INITS, init_head_fan_in
 from mcrt_sklearn.model.mcrt import MCRT, MCRTConfig
 from mcrt_sklearn.training import OptimizerStep, TrainingRecipe, optimizer_steps_per_epoch
 
@@ -446,29 +447,6 @@ def build_network(est, tasks: Sequence[str], n_classes: int = 0) -> MCRT:
         for task in fresh:
             init_head_fan_in(getattr(network, f"{task}_head", None))
     return network
-
-
-#: ``head_init`` values: the reference's N(0, 0.02) for a new task head, or N(0, 1/H).
-HEAD_INITS = ("reference", "fan_in")
-
-
-def init_head_fan_in(head) -> None:
-    """Re-draw the weights of a new linear task head from N(0, 1/H) (H its input width),
-    biases 0.
-
-    The prediction is ``b + w · tanh(dense([CLS]))`` (standardised targets), so it lies
-    within ``b ± Σ|w_i|``: about 0.016 H at the reference's N(0, 0.02), one target standard
-    deviation for H = 64, which the head has to outgrow before a small network can reach
-    the extremes of the targets. N(0, 1/H) keeps the initial output's spread at or below
-    one standard deviation (the pooler's outputs lie in [-1, 1]) with a reach of about
-    0.8 √H standard deviations."""
-    fc = getattr(head, "fc", None)
-    if not isinstance(fc, torch.nn.Linear):
-        return
-    with torch.no_grad():
-        fc.weight.normal_(0.0, fc.in_features ** -0.5)
-        if fc.bias is not None:
-            fc.bias.zero_()
 
 
 def recipe_of(est, n_train: int) -> dict:

@@ -22,6 +22,8 @@ __all__ = [
     "DEFAULT_SEP_WEIGHTS",
     "weighted_bce_with_logits",
     "gather_atom_pairs",
+    "HEAD_INITS",
+    "init_head_fan_in",
 ]
 
 #: Reference SEP class weights, 1 / ln(1.1 + frequency) of the 7 symmetry elements
@@ -150,3 +152,26 @@ def weighted_bce_with_logits(logits: torch.Tensor, target: torch.Tensor, weights
     w = torch.as_tensor(weights, dtype=logits.dtype, device=logits.device)
     loss = F.binary_cross_entropy_with_logits(logits, target.to(logits.dtype), reduction="none")
     return (w * loss).mean()
+
+
+#: ``head_init`` values: the reference's N(0, 0.02) for a new task head, or N(0, 1/H).
+HEAD_INITS = ("reference", "fan_in")
+
+
+def init_head_fan_in(head) -> None:
+    """Re-draw the weights of a new linear task head from N(0, 1/H) (H its input width),
+    biases 0.
+
+    The prediction is ``b + w · tanh(dense([CLS]))`` (standardised targets), so it lies
+    within ``b ± Σ|w_i|``: about 0.016 H at the reference's N(0, 0.02), one target standard
+    deviation for H = 64, which the head has to outgrow before a small network can reach
+    the extremes of the targets. N(0, 1/H) keeps the initial output's spread at or below
+    one standard deviation (the pooler's outputs lie in [-1, 1]) with a reach of about
+    0.8 √H standard deviations."""
+    fc = getattr(head, "fc", None)
+    if not isinstance(fc, nn.Linear):
+        return
+    with torch.no_grad():
+        fc.weight.normal_(0.0, fc.in_features ** -0.5)
+        if fc.bias is not None:
+            fc.bias.zero_()
