@@ -373,6 +373,9 @@ def main(argv=None) -> int:
                     if not claim(path):
                         log.info("%s: being run by another process, skipped", path.name)
                         continue
+                    if _done(path, params) is not None:  # finished just before the claim
+                        path.with_suffix(".lock").unlink(missing_ok=True)
+                        continue
                     try:
                         t0 = time.time()
                         curve = run_campaign(F, ysub, sub.ids, est, strategy, seed, args.init,
