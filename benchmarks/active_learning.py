@@ -120,6 +120,11 @@ def claim(path: Path) -> bool:
     return False
 
 
+def release(path: Path) -> None:
+    """Give up the claim on the campaign written to ``path`` (see :func:`claim`)."""
+    path.with_suffix(".lock").unlink(missing_ok=True)
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -374,7 +379,7 @@ def main(argv=None) -> int:
                         log.info("%s: being run by another process, skipped", path.name)
                         continue
                     if _done(path, params) is not None:  # finished just before the claim
-                        path.with_suffix(".lock").unlink(missing_ok=True)
+                        release(path)
                         continue
                     try:
                         t0 = time.time()
@@ -388,7 +393,7 @@ def main(argv=None) -> int:
                         tmp.write_text(json.dumps(record, indent=1))
                         tmp.replace(path)
                     finally:
-                        path.with_suffix(".lock").unlink(missing_ok=True)
+                        release(path)
                     log.info("%s %s %s seed %d: top-%d recovered %s (%.0f s)", land, model,
                              strategy, seed, args.top, curve["top_recovered"], time.time() - t0)
     # every campaign of the run that is done by now, whichever process ran it

@@ -267,7 +267,8 @@ def test_suggest_uses_a_model_fitted_before():
     np.testing.assert_allclose(pool.loc[same["id"]].to_numpy(), same["prediction"])
 
 
-def test_active_learning_campaign_reads_the_mae_from_suggest():
+def _active_learning_bench():
+    """``benchmarks/active_learning.py`` as a module (it is a script, not a package)."""
     import importlib.util
     from pathlib import Path
 
@@ -275,6 +276,11 @@ def test_active_learning_campaign_reads_the_mae_from_suggest():
     spec = importlib.util.spec_from_file_location("active_learning_bench", path)
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
+    return bench
+
+
+def test_active_learning_campaign_reads_the_mae_from_suggest():
+    bench = _active_learning_bench()
     X, y = _synthetic(60, seed=7)
     gp = Pipeline([("scale", StandardScaler()), ("gp", make_gp_soap()[-1])])
     kw = dict(init=10, batch=5, rounds=3, top=5, lower_is_better=True, kappa=1.0,
@@ -377,18 +383,15 @@ def test_cli_screen_and_suggest(tmp_path, shared_data, roy_small):
 
 
 def test_active_learning_campaigns_are_claimed_once(tmp_path):
-    import importlib.util
     import subprocess
     import sys
-    from pathlib import Path
 
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "active_learning.py"
-    spec = importlib.util.spec_from_file_location("active_learning_bench", path)
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = _active_learning_bench()
     campaign = tmp_path / "roy__GP-SOAP__random__0.json"
     assert bench.claim(campaign)
     assert not bench.claim(campaign)  # held by a live process (this one)
+    bench.release(campaign)
+    assert bench.claim(campaign)
     # a lock left by a process that died is taken over
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
                           capture_output=True, text=True, check=True).stdout.strip()
