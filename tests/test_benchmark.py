@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -26,6 +27,8 @@ from mcrt_sklearn.benchmark import (
     merge_settings,
     regression_metrics,
     run_benchmark,
+    run_few_shot,
+    subsample_training,
     summarize,
     top_k_recovery,
     within_group_spearman,
@@ -196,6 +199,61 @@ def test_paper_protocol_folds():
     args = benchmark.build_benchmark_parser().parse_args(
         ["--dataset", "roy", "--target", "t", "--protocol", "paper"])
     assert args.protocol == "paper"
+
+
+def test_subsample_training_keeps_the_tests_and_nests_the_sizes():
+    folds = make_folds(100, "paper", random_state=0)
+    half = subsample_training(folds, 0.5, random_state=0)
+    quarter = subsample_training(folds, 0.25, random_state=0)
+    for (tr, te), (h_tr, h_te), (q_tr, q_te) in zip(folds, half, quarter):
+        assert np.array_equal(te, h_te) and np.array_equal(te, q_te)
+        assert len(h_tr) == 45 and len(q_tr) == 22  # round(0.25 * 90) = 22
+        assert set(q_tr) <= set(h_tr) <= set(tr)  # a smaller part is within a larger one
+    # seeded: the same call gives the same part, another seed another one
+    again = subsample_training(folds, 0.5, random_state=0)
+    assert all(np.array_equal(a[0], b[0]) for a, b in zip(half, again))
+    other = subsample_training(folds, 0.5, random_state=1)
+    assert not np.array_equal(half[0][0], other[0][0])
+    # folds of one run get different draws, not the same positions of their parts
+    assert not np.array_equal(np.searchsorted(folds[0][0], half[0][0]),
+                              np.searchsorted(folds[1][0], half[1][0]))
+    assert subsample_training(folds, None)[0][0].tolist() == folds[0][0].tolist()
+    assert subsample_training(folds, 1.0)[2][0].tolist() == folds[2][0].tolist()
+    assert len(subsample_training(folds, 0.001)[0][0]) == 1
+    for bad in (0.0, -0.5, 1.5):
+        with pytest.raises(ValueError, match="train_fraction"):
+            subsample_training(folds, bad)
+    args = benchmark.build_benchmark_parser().parse_args(
+        ["--dataset", "roy", "--target", "t", "--train-fraction", "0.25"])
+    assert args.train_fraction == 0.25
+
+
+def test_learning_curve_point_end_to_end(shared_data, tmp_path):
+    kw = dict(models=["TrainMean"], cv=2, out_dir=tmp_path, data_home=shared_data,
+              verbose=False)
+    full = run_benchmark("azaphenacenes", "lattice_energy_kJ_per_mol",
+                         settings=TINY, **kw)
+    part = run_benchmark("azaphenacenes", "lattice_energy_kJ_per_mol",
+                         settings={**TINY, "train_fraction": 0.5}, **kw)
+    # its own folder: the full run's folds are not replaced
+    assert part["run_dir"].endswith("azaphenacenes-lattice_energy_kJ_per_mol-train0.5")
+    assert full["run_dir"] != part["run_dir"]
+    rf = [json.loads(p.read_text()) for p in sorted(
+        (Path(full["run_dir"]) / "folds" / "TrainMean").glob("fold*.json"))]
+    rp = [json.loads(p.read_text()) for p in sorted(
+        (Path(part["run_dir"]) / "folds" / "TrainMean").glob("fold*.json"))]
+    for a, b in zip(rf, rp):
+        assert a["test_ids"] == b["test_ids"]  # the same test structures
+        assert b["n_train"] == round(a["n_train"] / 2)
+        assert a["key"] != b["key"]
+    assert "learning-curve point" in markdown_table(part)
+    with pytest.raises(ValueError, match="train_fraction"):
+        run_benchmark("azaphenacenes", "lattice_energy_kJ_per_mol",
+                      settings={**TINY, "train_fraction": 2.0}, **kw)
+    with pytest.raises(ValueError, match="train_fraction"):
+        run_few_shot("azaphenacenes", "lattice_energy_kJ_per_mol", "group", models=["TrainMean"],
+                     shots=[0, 5], out_dir=tmp_path, data_home=shared_data,
+                     settings={**TINY, "train_fraction": 0.5}, verbose=False)
 
 
 def test_mcrta_is_the_absolute_positional_variant():

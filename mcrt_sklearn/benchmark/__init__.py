@@ -30,7 +30,8 @@ The package, one module per step:
 - :mod:`.settings`: :data:`MODELS`, :data:`MCRT_MODELS`, :data:`PAPER_PROTOCOL`,
   :func:`default_settings`, :func:`merge_settings`, :func:`finetune_settings`;
 - :mod:`.folds`: :func:`make_folds` (k-fold, group k-fold, one split, the paper's
-  protocol) and :func:`few_shot_splits`;
+  protocol), :func:`subsample_training` (learning-curve points) and
+  :func:`few_shot_splits`;
 - :mod:`.keys`: what a stored result depends on (:func:`fold_key`,
   :func:`model_components`, the model and pre-training specs);
 - :mod:`.inputs`: the dataset subset and targets, the cached model inputs and the
@@ -60,7 +61,7 @@ from mcrt_sklearn.benchmark.cli import build_benchmark_parser as build_benchmark
 from mcrt_sklearn.benchmark.context import RunContext as RunContext
 from mcrt_sklearn.benchmark.context import make_run_context as make_run_context
 from mcrt_sklearn.benchmark.fewshot import run_few_shot
-from mcrt_sklearn.benchmark.folds import few_shot_splits, make_folds
+from mcrt_sklearn.benchmark.folds import few_shot_splits, make_folds, subsample_training
 from mcrt_sklearn.benchmark.inputs import _Corpus as _Corpus
 from mcrt_sklearn.benchmark.inputs import _Inputs as _Inputs
 from mcrt_sklearn.benchmark.inputs import _load_subset as _load_subset
@@ -109,6 +110,7 @@ __all__ = [
     "regression_metrics",
     "within_group_spearman",
     "make_folds",
+    "subsample_training",
     "PAPER_PROTOCOL",
     "run_benchmark",
     "run_few_shot",

@@ -59,6 +59,10 @@ def build_benchmark_parser(prog: str = "mcrt-sklearn benchmark") -> argparse.Arg
                    help="top-k = highest values (default: lowest for energies, else highest)")
     p.add_argument("--lower-is-better", action="store_true", help="top-k = lowest values")
     p.add_argument("--max-structures", type=int, default=None, help="random subset size")
+    p.add_argument("--train-fraction", type=float, default=None, metavar="F",
+                   help="learning-curve point: keep a seeded fraction F in (0, 1] of each "
+                        "fold's training part, the test parts unchanged (run folder "
+                        "<dataset>-<target>-trainF)")
     p.add_argument("--device", default=None, help="cpu, cuda or auto (default auto)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="override a setting, e.g. finetune.max_epochs=20 (repeatable)")
@@ -98,6 +102,8 @@ def benchmark_main(argv: Sequence[str] | None = None) -> int:
         overrides["lower_is_better"] = True
     if args.max_structures is not None:
         overrides["max_structures"] = args.max_structures
+    if args.train_fraction is not None:
+        overrides["train_fraction"] = args.train_fraction
     if args.device is not None:
         overrides["device"] = args.device
     if args.few_shot is not None:

@@ -140,7 +140,13 @@ def make_run_context(dataset, target: str, models: Sequence[str], *, group: str 
 
     out_dir = Path(out_dir)
     cache = out_dir / "cache"
-    run_dir = out_dir / (f"{task.name}-{target}" + (f"-{transform}" if transform else ""))
+    fraction = s.get("train_fraction")
+    if fraction is not None and not 0.0 < float(fraction) <= 1.0:
+        raise ValueError(f"train_fraction must be in (0, 1], got {fraction}")
+    # a learning-curve point gets its own folder: its folds must not replace the full run's
+    part = f"-train{float(fraction):g}" if fraction is not None and float(fraction) < 1 else ""
+    run_dir = out_dir / (f"{task.name}-{target}" + (f"-{transform}" if transform else "")
+                         + part)
     run_dir.mkdir(parents=True, exist_ok=True)
     inputs = _Inputs(task.ids, task.structures, s, cache)
     factory = _ModelFactory(inputs, s, pretrain_on, data_home, cache, device, log)

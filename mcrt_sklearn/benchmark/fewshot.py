@@ -82,6 +82,9 @@ def run_few_shot(
     """
     if group is None:
         raise ValueError("few-shot needs a group column (group=...)")
+    if (settings or {}).get("train_fraction") not in (None, 1, 1.0):
+        raise ValueError("train_fraction is a cross-validation setting; few-shot sets its "
+                         "training sizes with shots")
     ctx = make_run_context(dataset, target, models, group=group, pretrain_on=pretrain_on,
                            fast=fast, out_dir=out_dir, data_home=data_home,
                            random_state=random_state, settings=settings, verbose=verbose)

@@ -11,7 +11,7 @@ import numpy as np
 
 from mcrt_sklearn.benchmark.settings import PAPER_PROTOCOL
 
-__all__ = ["make_folds", "few_shot_splits"]
+__all__ = ["make_folds", "subsample_training", "few_shot_splits"]
 
 
 def make_folds(n: int, cv: int | str = 5, groups=None, random_state: int = 0,
@@ -51,6 +51,44 @@ def make_folds(n: int, cv: int | str = 5, groups=None, random_state: int = 0,
         else:
             folds = KFold(cv, shuffle=True, random_state=random_state).split(idx)
     return [(np.asarray(tr), np.asarray(te)) for tr, te in folds]
+
+
+def subsample_training(folds: Sequence[tuple[np.ndarray, np.ndarray]],
+                       fraction: float | None, random_state: int = 0
+                       ) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Keep a seeded ``fraction`` of each fold's training part; the test parts stay.
+
+    For a learning curve: the test structures of every fold are those of the full run,
+    so a model's error at each training size is measured on the same structures. The
+    kept structures are the first ``round(fraction * n_train)`` (at least 1) of a
+    permutation seeded by ``random_state`` and the fold number, so the training parts of
+    a smaller fraction are subsets of those of a larger one. Structures are drawn one by
+    one, whole groups are not kept together (grouped folds still test unseen groups).
+
+    Parameters
+    ----------
+    folds : sequence of (train, test) index arrays
+    fraction : float or None
+        In (0, 1]; None or 1 returns ``folds`` as they are.
+    random_state : int
+
+    Returns
+    -------
+    list of (train, test)
+        ``train`` sorted.
+    """
+    if fraction is None or float(fraction) == 1.0:
+        return [(np.asarray(tr), np.asarray(te)) for tr, te in folds]
+    fraction = float(fraction)
+    if not 0.0 < fraction < 1.0:
+        raise ValueError(f"train_fraction must be in (0, 1], got {fraction}")
+    out = []
+    for f, (tr, te) in enumerate(folds):
+        tr = np.asarray(tr)
+        n_keep = max(1, int(round(fraction * len(tr))))
+        perm = np.random.default_rng([int(random_state), f]).permutation(tr)
+        out.append((np.sort(perm[:n_keep]), np.asarray(te)))
+    return out
 
 
 def few_shot_splits(ids, groups, shots: Sequence[int], min_test: int = 10,

@@ -107,6 +107,9 @@ def markdown_table(results: dict) -> str:
            "one train/test split" + (" ({}/{})".format(*results["fold_sizes"][0])
                                      if results.get("fold_sizes") else ""))
         + (f" grouped by `{results['group']}`" if results["group"] else "")
+        + (f", trained on {frac:g} of each training part (test parts unchanged: a "
+           "learning-curve point)" if (frac := results["settings"].get("train_fraction"))
+           not in (None, 1, 1.0) else "")
         + f"; top-{k} = {'lowest' if results['lower_is_better'] else 'highest'} values; "
         + ("reduced settings (`fast` profile)" if results["settings"].get("fast")
            else "paper settings")

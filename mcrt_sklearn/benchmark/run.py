@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from sklearn.exceptions import ConvergenceWarning
 
 from mcrt_sklearn.benchmark.context import make_run_context
+from mcrt_sklearn.benchmark.folds import subsample_training
 from mcrt_sklearn.benchmark.intervals import conformal, interval_metrics
 from mcrt_sklearn.benchmark.keys import _RESULT_FORMAT, _model_spec, fold_key, model_components
 from mcrt_sklearn.benchmark.metrics import regression_metrics, within_group_spearman
@@ -97,6 +98,12 @@ def run_benchmark(
     name, transform, ids, y, groups = ctx.name, ctx.transform, ctx.ids, ctx.y, ctx.groups
     run_dir, inputs, factory = ctx.run_dir, ctx.inputs, ctx.factory
     folds = task_folds(ctx.task, cv, s["seed"])
+    fraction = s.get("train_fraction")
+    if fraction is not None and float(fraction) < 1:
+        n_full = len(folds[0][0])
+        folds = subsample_training(folds, fraction, s["seed"])
+        log(f"learning-curve point: {float(fraction):g} of each fold's training part "
+            f"({len(folds[0][0])} of {n_full} structures in fold 1), the test parts unchanged")
     if only_folds is not None:
         only_folds = sorted({int(f) for f in only_folds})
         if not only_folds or only_folds[0] < 0 or only_folds[-1] >= len(folds):

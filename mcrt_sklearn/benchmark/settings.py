@@ -48,7 +48,10 @@ def default_settings(fast: bool = False) -> dict:
     baseline (estimator keyword arguments; ``search`` = the paper's inner grid search for
     RF/KRR), and run-wide ``device``, ``n_jobs``, ``top_k``, ``lower_is_better``
     (None: lowest is best for energies), ``target_transform`` (None or ``"log10"``),
-    ``max_structures`` (random subset of the dataset, None = all), ``seed``.
+    ``max_structures`` (random subset of the dataset, None = all), ``train_fraction``
+    (None, or the share of each fold's training part kept, the test parts unchanged: a
+    point of a learning curve; :func:`~mcrt_sklearn.benchmark.folds.subsample_training`),
+    ``seed``.
 
     ``fast=False`` is the paper's protocol (12×768 MCRT, 50 fine-tuning epochs, exact
     persistence images, 100/100/200 epochs for CGCNN/ALIGNN/Crystal Twins) — meant for a
@@ -96,6 +99,7 @@ def default_settings(fast: bool = False) -> dict:
         "lower_is_better": None,
         "target_transform": None,
         "max_structures": None,
+        "train_fraction": None,
         "seed": 0,
         "interval": None,
         "fast": bool(fast),
