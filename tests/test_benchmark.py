@@ -256,6 +256,46 @@ def test_learning_curve_point_end_to_end(shared_data, tmp_path):
                      settings={**TINY, "train_fraction": 0.5}, verbose=False)
 
 
+def _learning_curve_script():
+    """``benchmarks/learning_curve.py`` as a module (it is a script, not a package)."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "learning_curve.py"
+    spec = importlib.util.spec_from_file_location("learning_curve_bench", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_learning_curve_report(shared_data, tmp_path):
+    lc = _learning_curve_script()
+    a, b = lc.power_law(np.array([100.0, 200.0, 400.0]), 12.0 * np.array([100.0, 200, 400]) ** -0.4)
+    assert a == pytest.approx(12.0) and b == pytest.approx(0.4)
+    # 10 n^-0.2 and 20 n^-0.4 meet where n^0.2 = 2: n = 32
+    assert lc.crossing((10.0, 0.2), (20.0, 0.4)) == pytest.approx(32.0)
+    assert lc.crossing((10.0, 0.2), (20.0, 0.2)) is None
+    # two points of one run, read back from the fold files the benchmark wrote
+    kw = dict(models=["TrainMean", "RF-SOAP"], cv=2, out_dir=tmp_path, data_home=shared_data,
+              verbose=False)
+    runs = [run_benchmark("azaphenacenes", "lattice_energy_kJ_per_mol",
+                          settings={**TINY, "train_fraction": f}, **kw)["run_dir"]
+            for f in (0.5, 1.0)]
+    assert lc.main(["--run", runs[0], "--run", f"RF-SOAP={runs[1]}", "--out", str(tmp_path)]) == 0
+    curves = json.loads((tmp_path / "learning_curve.json").read_text())["curves"]
+    assert [p["n_train"] for p in curves["RF-SOAP"]["points"]] == [5, 10]
+    assert len(curves["TrainMean"]["points"]) == 1 and curves["TrainMean"]["power_law"] is None
+    maes = [json.loads(p.read_text())["metrics"]["mae"]
+            for p in sorted((Path(runs[1]) / "folds" / "RF-SOAP").glob("fold*.json"))]
+    assert curves["RF-SOAP"]["points"][1]["mae_mean"] == pytest.approx(np.mean(maes))
+    assert "| RF-SOAP |" in (tmp_path / "learning_curve.md").read_text()
+    # points measured on other test structures are not one curve
+    other = run_benchmark("azaphenacenes", "lattice_energy_kJ_per_mol",
+                          settings={**TINY, "train_fraction": 0.5}, random_state=1,
+                          **{**kw, "out_dir": tmp_path / "seed1"})["run_dir"]
+    with pytest.raises(ValueError, match="different test structures"):
+        lc.main(["--run", other, "--run", runs[1], "--out", str(tmp_path)])
+
+
 def test_mcrta_is_the_absolute_positional_variant():
     s = default_settings(fast=True)
     spec = benchmark._model_spec("MCRTa", s)
