@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from bench_scripts import load_script
 from scipy.stats import spearmanr
 from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
 
@@ -256,19 +257,8 @@ def test_learning_curve_point_end_to_end(shared_data, tmp_path):
                      settings={**TINY, "train_fraction": 0.5}, verbose=False)
 
 
-def _learning_curve_script():
-    """``benchmarks/learning_curve.py`` as a module (it is a script, not a package)."""
-    import importlib.util
-
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "learning_curve.py"
-    spec = importlib.util.spec_from_file_location("learning_curve_bench", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
 def test_learning_curve_report(shared_data, tmp_path):
-    lc = _learning_curve_script()
+    lc = load_script("learning_curve")
     a, b = lc.power_law(np.array([100.0, 200.0, 400.0]), 12.0 * np.array([100.0, 200, 400]) ** -0.4)
     assert a == pytest.approx(12.0) and b == pytest.approx(0.4)
     # 10 n^-0.2 and 20 n^-0.4 meet where n^0.2 = 2: n = 32

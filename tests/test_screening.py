@@ -13,6 +13,7 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+from bench_scripts import load_script
 from sklearn.base import clone
 from sklearn.linear_model import LinearRegression, Ridge
 from sklearn.pipeline import Pipeline
@@ -267,20 +268,8 @@ def test_suggest_uses_a_model_fitted_before():
     np.testing.assert_allclose(pool.loc[same["id"]].to_numpy(), same["prediction"])
 
 
-def _active_learning_bench():
-    """``benchmarks/active_learning.py`` as a module (it is a script, not a package)."""
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "active_learning.py"
-    spec = importlib.util.spec_from_file_location("active_learning_bench", path)
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
-    return bench
-
-
 def test_active_learning_campaign_reads_the_mae_from_suggest():
-    bench = _active_learning_bench()
+    bench = load_script("active_learning")
     X, y = _synthetic(60, seed=7)
     gp = Pipeline([("scale", StandardScaler()), ("gp", make_gp_soap()[-1])])
     kw = dict(init=10, batch=5, rounds=3, top=5, lower_is_better=True, kappa=1.0,
@@ -386,7 +375,7 @@ def test_active_learning_campaigns_are_claimed_once(tmp_path):
     import subprocess
     import sys
 
-    bench = _active_learning_bench()
+    bench = load_script("active_learning")
     campaign = tmp_path / "roy__GP-SOAP__random__0.json"
     assert bench.claim(campaign)
     assert not bench.claim(campaign)  # held by a live process (this one)
