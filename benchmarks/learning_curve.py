@@ -44,8 +44,7 @@ def read_run(folder: Path, models: list[str] | None = None) -> dict[str, list[di
             rows.append({"fold": r["fold"], "n_train": r["n_train"],
                          "mae": r["metrics"]["mae"], "r2": r["metrics"]["r2"],
                          "test_ids": r["test_ids"], "fit_seconds": r["fit_seconds"],
-                         "fit_warnings": len(r.get("fit_warnings", [])),
-                         "key": r["key"], "source": str(path)})
+                         "fit_warnings": len(r.get("fit_warnings", []))})
         if rows:
             out[model_dir.name] = rows
     return out

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mcrt_sklearn.benchmark.folds import learning_curve_fraction
 from mcrt_sklearn.benchmark.inputs import _Inputs
 from mcrt_sklearn.benchmark.metrics import guess_lower_is_better
 from mcrt_sklearn.benchmark.models import _ModelFactory
@@ -140,11 +141,9 @@ def make_run_context(dataset, target: str, models: Sequence[str], *, group: str 
 
     out_dir = Path(out_dir)
     cache = out_dir / "cache"
-    fraction = s.get("train_fraction")
-    if fraction is not None and not 0.0 < float(fraction) <= 1.0:
-        raise ValueError(f"train_fraction must be in (0, 1], got {fraction}")
+    fraction = learning_curve_fraction(s.get("train_fraction"))
     # a learning-curve point gets its own folder: its folds must not replace the full run's
-    part = f"-train{float(fraction):g}" if fraction is not None and float(fraction) < 1 else ""
+    part = f"-train{fraction:g}" if fraction is not None else ""
     run_dir = out_dir / (f"{task.name}-{target}" + (f"-{transform}" if transform else "")
                          + part)
     run_dir.mkdir(parents=True, exist_ok=True)

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from mcrt_sklearn.benchmark.context import make_run_context
-from mcrt_sklearn.benchmark.folds import few_shot_splits
+from mcrt_sklearn.benchmark.folds import few_shot_splits, learning_curve_fraction
 from mcrt_sklearn.benchmark.keys import _RESULT_FORMAT, _model_spec, fold_key, model_components
 from mcrt_sklearn.benchmark.metrics import METRICS, _finite_mean, regression_metrics
 from mcrt_sklearn.benchmark.models import predict_with_domain_check
@@ -82,7 +82,7 @@ def run_few_shot(
     """
     if group is None:
         raise ValueError("few-shot needs a group column (group=...)")
-    if (settings or {}).get("train_fraction") not in (None, 1, 1.0):
+    if learning_curve_fraction((settings or {}).get("train_fraction")) is not None:
         raise ValueError("train_fraction is a cross-validation setting; few-shot sets its "
                          "training sizes with shots")
     ctx = make_run_context(dataset, target, models, group=group, pretrain_on=pretrain_on,

@@ -11,7 +11,7 @@ import numpy as np
 
 from mcrt_sklearn.benchmark.settings import PAPER_PROTOCOL
 
-__all__ = ["make_folds", "subsample_training", "few_shot_splits"]
+__all__ = ["make_folds", "learning_curve_fraction", "subsample_training", "few_shot_splits"]
 
 
 def make_folds(n: int, cv: int | str = 5, groups=None, random_state: int = 0,
@@ -53,6 +53,19 @@ def make_folds(n: int, cv: int | str = 5, groups=None, random_state: int = 0,
     return [(np.asarray(tr), np.asarray(te)) for tr, te in folds]
 
 
+def learning_curve_fraction(fraction: float | None) -> float | None:
+    """``fraction`` as a float when it cuts the training parts; None for None or 1.
+
+    Raises ``ValueError`` outside (0, 1].
+    """
+    if fraction is None:
+        return None
+    fraction = float(fraction)
+    if not 0.0 < fraction <= 1.0:
+        raise ValueError(f"train_fraction must be in (0, 1], got {fraction}")
+    return None if fraction == 1.0 else fraction
+
+
 def subsample_training(folds: Sequence[tuple[np.ndarray, np.ndarray]],
                        fraction: float | None, random_state: int = 0
                        ) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -77,11 +90,9 @@ def subsample_training(folds: Sequence[tuple[np.ndarray, np.ndarray]],
     list of (train, test)
         ``train`` sorted.
     """
-    if fraction is None or float(fraction) == 1.0:
+    fraction = learning_curve_fraction(fraction)
+    if fraction is None:
         return [(np.asarray(tr), np.asarray(te)) for tr, te in folds]
-    fraction = float(fraction)
-    if not 0.0 < fraction < 1.0:
-        raise ValueError(f"train_fraction must be in (0, 1], got {fraction}")
     out = []
     for f, (tr, te) in enumerate(folds):
         tr = np.asarray(tr)

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from mcrt_sklearn.benchmark.folds import learning_curve_fraction
 from mcrt_sklearn.benchmark.metrics import METRICS, OPTIONAL_METRICS, _finite_mean
 
 __all__ = ["summarize", "markdown_table", "settings_line", "few_shot_table", "write_plots"]
@@ -108,8 +109,8 @@ def markdown_table(results: dict) -> str:
                                      if results.get("fold_sizes") else ""))
         + (f" grouped by `{results['group']}`" if results["group"] else "")
         + (f", trained on {frac:g} of each training part (test parts unchanged: a "
-           "learning-curve point)" if (frac := results["settings"].get("train_fraction"))
-           not in (None, 1, 1.0) else "")
+           "learning-curve point)" if (frac := learning_curve_fraction(
+               results["settings"].get("train_fraction"))) is not None else "")
         + f"; top-{k} = {'lowest' if results['lower_is_better'] else 'highest'} values; "
         + ("reduced settings (`fast` profile)" if results["settings"].get("fast")
            else "paper settings")

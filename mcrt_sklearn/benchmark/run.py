@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from sklearn.exceptions import ConvergenceWarning
 
 from mcrt_sklearn.benchmark.context import make_run_context
-from mcrt_sklearn.benchmark.folds import subsample_training
+from mcrt_sklearn.benchmark.folds import learning_curve_fraction, subsample_training
 from mcrt_sklearn.benchmark.intervals import conformal, interval_metrics
 from mcrt_sklearn.benchmark.keys import _RESULT_FORMAT, _model_spec, fold_key, model_components
 from mcrt_sklearn.benchmark.metrics import regression_metrics, within_group_spearman
@@ -98,11 +98,11 @@ def run_benchmark(
     name, transform, ids, y, groups = ctx.name, ctx.transform, ctx.ids, ctx.y, ctx.groups
     run_dir, inputs, factory = ctx.run_dir, ctx.inputs, ctx.factory
     folds = task_folds(ctx.task, cv, s["seed"])
-    fraction = s.get("train_fraction")
-    if fraction is not None and float(fraction) < 1:
+    fraction = learning_curve_fraction(s.get("train_fraction"))
+    if fraction is not None:
         n_full = len(folds[0][0])
         folds = subsample_training(folds, fraction, s["seed"])
-        log(f"learning-curve point: {float(fraction):g} of each fold's training part "
+        log(f"learning-curve point: {fraction:g} of each fold's training part "
             f"({len(folds[0][0])} of {n_full} structures in fold 1), the test parts unchanged")
     if only_folds is not None:
         only_folds = sorted({int(f) for f in only_folds})
